@@ -1,0 +1,63 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// toold: a sandboxed tool-execution daemon for local AI agents.
+// Module map (one job each; see docs/ARCHITECTURE.md):
+//   ToolProtocol  wire types, frame codec, JSON-RPC envelope (no I/O)
+//   JSONSchema    draft 2020-12 validator over ToolProtocol.JSONValue
+//   CSystemd      libsystemd (sd_listen_fds, sd_notify, sd_journal_send)
+//   CSandbox      the C child side: namespaces, mounts, seccomp, init, exec
+//   Sandbox       Swift side of a sandbox: spawn, cgroups v1/v2, accounting
+//   ToolEngine    executions, (later) registry, policy, scheduler, records
+//   ToolDaemon    listener, connections, dispatcher, config, systemd integration
+//   ToolClient    blocking client used by toolc and the tests
+
+
+let package = Package(
+    name: "toold",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "toold", targets: ["toold"]),
+        .executable(name: "toolc", targets: ["toolc"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .target(name: "ToolProtocol"),
+        .target(name: "JSONSchema", dependencies: ["ToolProtocol"]),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(
+            name: "CSandbox",
+            cSettings: [.define("_GNU_SOURCE")],
+            linkerSettings: [.linkedLibrary("seccomp")]
+        ),
+        .target(name: "Sandbox", dependencies: ["CSandbox", .product(name: "Logging", package: "swift-log")]),
+        .target(
+            name: "ToolEngine",
+            dependencies: ["ToolProtocol", "JSONSchema", "Sandbox", .product(name: "Logging", package: "swift-log")]
+        ),
+        .target(
+            name: "ToolDaemon",
+            dependencies: [
+                "ToolProtocol", "ToolEngine", "CSystemd", "Sandbox",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(name: "ToolClient", dependencies: ["ToolProtocol"]),
+        .executableTarget(name: "toold", dependencies: ["ToolDaemon"]),
+        .executableTarget(
+            name: "toolc",
+            dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
+        .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
+        .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "IntegrationTests", dependencies: ["ToolProtocol", "ToolClient", "JSONSchema"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

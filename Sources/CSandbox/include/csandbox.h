@@ -1,0 +1,4 @@
+#ifndef TOOLD_CSANDBOX_H
+#define TOOLD_CSANDBOX_H
+int csandbox_placeholder(void);
+#endif

@@ -1,0 +1,1 @@
+// JSONSchema: filled in by its own commits.

@@ -1,0 +1,1 @@
+// Sandbox: filled in by its own commits.

@@ -1,0 +1,1 @@
+// ToolClient: filled in by its own commits.

@@ -1,0 +1,1 @@
+// ToolDaemon: filled in by its own commits.

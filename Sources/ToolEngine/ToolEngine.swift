@@ -1,0 +1,1 @@
+// ToolEngine: filled in by its own commits.
