@@ -49,7 +49,10 @@ let package = Package(
             ]
         ),
         .target(name: "ToolClient", dependencies: ["ToolProtocol"]),
-        .executableTarget(name: "toold", dependencies: ["ToolDaemon"]),
+        .executableTarget(
+            name: "toold",
+            dependencies: ["ToolDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
         .executableTarget(
             name: "toolc",
             dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]

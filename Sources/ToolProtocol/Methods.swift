@@ -8,6 +8,8 @@ public enum RPCMethod {
     public static let execCancel = "exec.cancel"
     /// Server → client notification carrying streamed output.
     public static let execOutput = "exec.output"
+    /// Server → client notification, first of a streamed execution: `{execution_id}` (for `exec.cancel`).
+    public static let execStarted = "exec.started"
 }
 
 // MARK: daemon.status
@@ -115,7 +117,7 @@ public struct ExecLimits: Sendable, Equatable, Codable {
         self.tmpBytes = tmpBytes
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case pids
         case memoryBytes = "memory_bytes"
         case cpuMillicores = "cpu_millicores"
@@ -149,7 +151,7 @@ public struct ExecParams: Sendable, Equatable, Codable {
         self.stream = stream
     }
 
-    enum CodingKeys: String, CodingKey {
+    enum CodingKeys: String, CodingKey, CaseIterable {
         case argv, stdin, env, cwd, limits, stream
         case stdinBase64 = "stdin_base64"
         case timeoutMs = "timeout_ms"
@@ -281,7 +283,7 @@ public struct ExecOutputNotification: Sendable, Equatable, Codable {
 public struct ExecCancelParams: Sendable, Equatable, Codable {
     public var executionId: String
     public init(executionId: String) { self.executionId = executionId }
-    enum CodingKeys: String, CodingKey { case executionId = "execution_id" }
+    enum CodingKeys: String, CodingKey, CaseIterable { case executionId = "execution_id" }
 }
 
 public struct ExecCancelResult: Sendable, Equatable, Codable {

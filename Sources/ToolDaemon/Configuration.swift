@@ -1,0 +1,212 @@
+import Foundation
+import Logging
+import ToolEngine
+import ToolProtocol
+
+/// Every setting of the daemon, as one plain value: built once from the config file and the command-line
+/// flags (flags win), validated once, then passed to the parts that need it.
+public struct DaemonConfiguration: Sendable, Equatable {
+    /// The config file this came from, if any (reloaded on SIGHUP).
+    public var configFile: String?
+    public var socketPath = "/run/toold.sock"
+    public var stateDirectory = ProcessInfo.processInfo.environment["STATE_DIRECTORY"]?
+        .split(separator: ":").first.map(String.init) ?? "/var/lib/toold"
+    /// Group that owns the socket file (mode 0660). When the default group does not exist the socket keeps root's group.
+    public var socketGroup = "toold"
+    /// Members of this group (and root) are admins.
+    public var adminGroup = "toold-admin"
+    public var logLevel: Logger.Level = .info
+    public var maxFrameBytes = Framing.defaultMaxFrameBytes
+    public var maxConnections = 256
+    /// A partial frame that receives no byte for this long closes the connection.
+    public var readTimeoutMs = 10_000
+    /// On SIGTERM, requests in flight get this long to finish before they are cancelled.
+    public var shutdownGraceMs = 10_000
+    public var sandboxUser = "toold-sandbox"
+    /// Fresh network namespaces kept ready (0: create one per call).
+    public var netnsPoolSize = 4
+    /// Refuse executions when cgroup memory/pids limits cannot be enforced (fail closed).
+    public var requireCgroupLimits = true
+    public var execLimits = ExecLimitsConfiguration()
+
+    public init() {}
+
+    /// Names of the settings a config file may hold, as written in the file.
+    static let fileKeys: Set<String> = [
+        "socket", "state_dir", "socket_group", "admin_group", "log_level", "max_frame_bytes", "max_connections",
+        "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "require_cgroup_limits", "limits",
+    ]
+}
+
+/// A config file that cannot be used: names the file, the field and why.
+public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
+    public var file: String
+    public var field: String?
+    public var reason: String
+    public var description: String {
+        if let field { return "config \(file): \"\(field)\": \(reason)" }
+        return "config \(file): \(reason)"
+    }
+}
+
+extension DaemonConfiguration {
+    /// Applies a config file over `self`. A missing file is an error only when `required`.
+    public mutating func apply(file path: String, required: Bool) throws(ConfigurationError) {
+        configFile = path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if required || FileManager.default.fileExists(atPath: path) {
+                throw ConfigurationError(file: path, reason: "cannot be read (missing or no permission)")
+            }
+            return
+        }
+        let value: JSONValue
+        do {
+            value = try JSONCoding.parse(Array(data))
+        } catch {
+            throw ConfigurationError(file: path, reason: error.description)
+        }
+        guard case .object(let o) = value else {
+            throw ConfigurationError(file: path, reason: "must hold a JSON object, got \(value.typeName)")
+        }
+        var reader = FieldReader(file: path, object: o)
+        try reader.rejectUnknown(Self.fileKeys)
+        try reader.string("socket") { socketPath = $0 }
+        try reader.string("state_dir") { stateDirectory = $0 }
+        try reader.string("socket_group") { socketGroup = $0 }
+        try reader.string("admin_group") { adminGroup = $0 }
+        try reader.string("sandbox_user") { sandboxUser = $0 }
+        try reader.string("log_level") { (text) throws(ConfigurationError) in
+            guard let level = Logger.Level(rawValue: text) else {
+                throw ConfigurationError(
+                    file: path, field: "log_level",
+                    reason: "must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text)\"")
+            }
+            logLevel = level
+        }
+        try reader.integer("max_frame_bytes", in: 64...(1 << 30)) { maxFrameBytes = $0 }
+        try reader.integer("max_connections", in: 1...100_000) { maxConnections = $0 }
+        try reader.integer("read_timeout_ms", in: 10...3_600_000) { readTimeoutMs = $0 }
+        try reader.integer("shutdown_grace_ms", in: 0...3_600_000) { shutdownGraceMs = $0 }
+        try reader.integer("netns_pool_size", in: 0...256) { netnsPoolSize = $0 }
+        try reader.bool("require_cgroup_limits") { requireCgroupLimits = $0 }
+        if let limits = o["limits"] {
+            try execLimits.apply(limits, file: path)
+        }
+    }
+
+    /// Applies one `limits` entry (`{"default": N, "max": N}`), as the `--limit` flag does.
+    public mutating func applyLimit(name: String, _ value: JSONValue) throws(ConfigurationError) {
+        try execLimits.apply(.object([name: value]), file: "(flags)")
+    }
+
+    /// Checks what single fields cannot: relations between settings.
+    public func validate() throws(ConfigurationError) {
+        let file = configFile ?? "(flags)"
+        guard socketPath.hasPrefix("/") else {
+            throw ConfigurationError(file: file, field: "socket", reason: "must be an absolute path, got \"\(socketPath)\"")
+        }
+        guard stateDirectory.hasPrefix("/") else {
+            throw ConfigurationError(file: file, field: "state_dir", reason: "must be an absolute path, got \"\(stateDirectory)\"")
+        }
+        try execLimits.validate(file: file)
+    }
+}
+
+extension ExecLimitsConfiguration {
+    mutating func apply(_ value: JSONValue, file: String) throws(ConfigurationError) {
+        guard case .object(let o) = value else {
+            throw ConfigurationError(file: file, field: "limits", reason: "must be an object")
+        }
+        for (name, entry) in o {
+            let field = "limits.\(name)"
+            guard Self.names.contains(name) else {
+                throw ConfigurationError(
+                    file: file, field: field, reason: "unknown limit; known: \(Self.names.joined(separator: ", "))")
+            }
+            guard case .object(let pair) = entry else {
+                throw ConfigurationError(file: file, field: field, reason: "must be an object {\"default\": N, \"max\": N}")
+            }
+            var reader = FieldReader(file: file, object: pair, prefix: field + ".")
+            try reader.rejectUnknown(["default", "max"])
+            var d: Int?
+            var m: Int?
+            try reader.integer("default", in: 1...Int(Int64.max)) { d = $0 }
+            try reader.integer("max", in: 1...Int(Int64.max)) { m = $0 }
+            switch name {
+            case "timeout_ms": timeoutMs.set(d, m)
+            case "memory_bytes": memoryBytes.set(d.map(UInt64.init), m.map(UInt64.init))
+            case "pids": pids.set(d, m)
+            case "cpu_millicores": cpuMillicores.set(d, m)
+            case "output_bytes": outputBytes.set(d, m)
+            case "file_bytes": fileBytes.set(d.map(UInt64.init), m.map(UInt64.init))
+            default: tmpBytes.set(d.map(UInt64.init), m.map(UInt64.init))
+            }
+        }
+    }
+
+    func validate(file: String) throws(ConfigurationError) {
+        func check<T>(_ name: String, _ limit: Limit<T>) throws(ConfigurationError) {
+            if limit.defaultValue > limit.maximum {
+                throw ConfigurationError(
+                    file: file, field: "limits.\(name)",
+                    reason: "default \(limit.defaultValue) is above the maximum \(limit.maximum)")
+            }
+        }
+        try check("timeout_ms", timeoutMs)
+        try check("memory_bytes", memoryBytes)
+        try check("pids", pids)
+        try check("cpu_millicores", cpuMillicores)
+        try check("output_bytes", outputBytes)
+        try check("file_bytes", fileBytes)
+        try check("tmp_bytes", tmpBytes)
+    }
+}
+
+extension ExecLimitsConfiguration.Limit {
+    mutating func set(_ d: T?, _ m: T?) {
+        if let d { defaultValue = d }
+        if let m { maximum = m }
+    }
+}
+
+/// Reads typed fields of one JSON object, turning every mismatch into an error that names the field.
+struct FieldReader {
+    let file: String
+    let object: [String: JSONValue]
+    var prefix = ""
+
+    func rejectUnknown(_ known: Set<String>) throws(ConfigurationError) {
+        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
+            throw ConfigurationError(
+                file: file, field: prefix + unknown, reason: "unknown setting; known: \(known.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func string(_ key: String, _ apply: (String) throws(ConfigurationError) -> Void) throws(ConfigurationError) {
+        guard let value = object[key] else { return }
+        guard case .string(let s) = value, !s.isEmpty else {
+            throw ConfigurationError(file: file, field: prefix + key, reason: "must be a non-empty string, got \(value.typeName)")
+        }
+        try apply(s)
+    }
+
+    func integer(_ key: String, in range: ClosedRange<Int>, _ apply: (Int) -> Void) throws(ConfigurationError) {
+        guard let value = object[key] else { return }
+        guard let i = value.int64Value, value.typeName == "integer" else {
+            throw ConfigurationError(file: file, field: prefix + key, reason: "must be an integer, got \(value.typeName)")
+        }
+        guard i >= Int64(range.lowerBound), i <= Int64(range.upperBound) else {
+            throw ConfigurationError(
+                file: file, field: prefix + key, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(i)")
+        }
+        apply(Int(i))
+    }
+
+    func bool(_ key: String, _ apply: (Bool) -> Void) throws(ConfigurationError) {
+        guard let value = object[key] else { return }
+        guard case .bool(let b) = value else {
+            throw ConfigurationError(file: file, field: prefix + key, reason: "must be true or false, got \(value.typeName)")
+        }
+        apply(b)
+    }
+}

@@ -1,0 +1,233 @@
+import CSystemd
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+import ToolProtocol
+
+/// One client connection, shared between the event loop (which feeds it frames) and the tasks that serve
+/// its requests. Requests run concurrently; responses go out as each finishes, in any order.
+final class Connection: Sendable {
+    let id: UInt64
+    let channel: any Channel
+    let server: Server
+    let logger: Logger
+    private let identity: EventLoopPromise<CallerIdentity>
+    private let state = Mutex(State())
+
+    private struct State {
+        var tasks: [UInt64: Task<Void, Never>] = [:]
+        var nextTask: UInt64 = 0
+        var closed = false
+    }
+
+    init(id: UInt64, channel: any Channel, server: Server) {
+        self.id = id
+        self.channel = channel
+        self.server = server
+        self.identity = channel.eventLoop.makePromise(of: CallerIdentity.self)
+        var logger = server.logger
+        logger[metadataKey: "toold.connection"] = "\(id)"
+        self.logger = logger
+    }
+
+    /// Reads the peer's credentials from the kernel and resolves them; every request waits for this.
+    func start() {
+        guard let provider = channel as? any SocketOptionProvider else {
+            identity.fail(DaemonError.startup("the channel cannot report peer credentials"))
+            return
+        }
+        let adminGroup = server.configuration.adminGroup
+        let future: EventLoopFuture<toold_peer_credentials> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
+        future.whenComplete { [identity, logger] result in
+            switch result {
+            case .success(let cred):
+                // NSS lookups may block (LDAP, sssd): keep them off the event loop.
+                Task.detached {
+                    let caller = PeerIdentity.resolve(uid: cred.uid, gid: cred.gid, pid: cred.pid, adminGroup: adminGroup)
+                    logger.debug("client connected", metadata: ["toold.uid": "\(caller.uid)", "toold.pid": "\(caller.pid)"])
+                    identity.succeed(caller)
+                }
+            case .failure(let error):
+                identity.fail(error)
+            }
+        }
+    }
+
+    /// Handles one complete frame payload.
+    func receive(_ payload: [UInt8]) {
+        let incoming: RPCIncoming
+        do {
+            incoming = try RPCServerCodec.decode(payload)
+        } catch {
+            send(error.response.json)
+            return
+        }
+        spawn { [self] in
+            let caller: CallerIdentity
+            do {
+                caller = try await identity.futureResult.get()
+            } catch {
+                logger.error("cannot read peer credentials; closing", metadata: ["toold.error": "\(error)"])
+                channel.close(promise: nil)
+                return
+            }
+            switch incoming {
+            case .single(let member):
+                if let response = await server.dispatcher.respond(to: member, caller: caller, connection: self) {
+                    send(response.json)
+                }
+            case .batch(let members):
+                let responses = await withTaskGroup(of: (Int, RPCResponse?).self) { group in
+                    for (index, member) in members.enumerated() {
+                        group.addTask {
+                            (index, await self.server.dispatcher.respond(to: member, caller: caller, connection: self))
+                        }
+                    }
+                    var collected: [(Int, RPCResponse)] = []
+                    for await (index, response) in group {
+                        if let response { collected.append((index, response)) }
+                    }
+                    return collected.sorted { $0.0 < $1.0 }.map(\.1)
+                }
+                if let bytes = RPCServerCodec.encode(responses: responses, asBatch: true) {
+                    sendPayload(bytes)
+                }
+            }
+        }
+    }
+
+    /// Sends a JSON message (response or notification) as one frame.
+    func send(_ message: JSONValue) {
+        sendPayload(JSONCoding.serialize(message))
+    }
+
+    func sendNotification(method: String, params: JSONValue) {
+        send(RPCRequest(id: nil, method: method, params: params).json)
+    }
+
+    private func sendPayload(_ payload: [UInt8]) {
+        let buffer = channel.allocator.buffer(bytes: Framing.encode(payload))
+        channel.writeAndFlush(buffer, promise: nil)
+    }
+
+    /// Sends an error and closes the connection once it is written.
+    func fail(_ error: RPCError) {
+        let buffer = channel.allocator.buffer(
+            bytes: Framing.encode(JSONCoding.serialize(RPCResponse(id: .null, outcome: .failure(error)).json)))
+        channel.writeAndFlush(buffer).whenComplete { [channel] _ in channel.close(promise: nil) }
+    }
+
+    /// Runs `work` as a request task of this connection; it is cancelled when the client goes away.
+    private func spawn(_ work: @escaping @Sendable () async -> Void) {
+        state.withLock { s in
+            guard !s.closed else { return }
+            s.nextTask += 1
+            let taskID = s.nextTask
+            server.requestStarted()
+            // Created under the lock: the task's own removal needs the lock, so it cannot run before the insert.
+            s.tasks[taskID] = Task { [self] in
+                await work()
+                _ = state.withLock { $0.tasks.removeValue(forKey: taskID) }
+                server.requestFinished()
+            }
+        }
+    }
+
+    /// The client is gone: whatever it started is cancelled (executions are killed).
+    func closed() {
+        let tasks = state.withLock { s -> [Task<Void, Never>] in
+            s.closed = true
+            return Array(s.tasks.values)
+        }
+        identity.fail(ChannelError.ioOnClosedChannel)
+        for task in tasks { task.cancel() }
+        logger.debug("client disconnected", metadata: ["toold.cancelled_requests": "\(tasks.count)"])
+    }
+
+    /// Cancels every request in flight (graceful stop after the grace period).
+    func cancelAll() {
+        let tasks = state.withLock { Array($0.tasks.values) }
+        for task in tasks { task.cancel() }
+    }
+}
+
+/// The event-loop side of a connection: frames in, limits enforced, requests handed to `Connection`.
+final class ConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let server: Server
+    private var decoder: FrameDecoder
+    private var connection: Connection?
+    private var stallTimer: Scheduled<Void>?
+    private var refused = false
+
+    init(server: Server) {
+        self.server = server
+        self.decoder = FrameDecoder(maxFrameBytes: server.configuration.maxFrameBytes)
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        let connection = Connection(id: server.nextConnectionID(), channel: context.channel, server: server)
+        if let refusal = server.admit(connection) {
+            refused = true
+            connection.fail(refusal)
+            return
+        }
+        self.connection = connection
+        connection.start()
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard let connection, !refused else { return }
+        var buffer = unwrapInboundIn(data)
+        if let bytes = buffer.readBytes(length: buffer.readableBytes) { decoder.append(bytes) }
+        do {
+            while let payload = try decoder.next() {
+                connection.receive(Array(payload))
+            }
+        } catch {
+            // The stream can no longer be split into frames: answer, then close.
+            refused = true
+            stallTimer?.cancel()
+            connection.fail(.invalidRequest(error.description))
+            return
+        }
+        armStallTimer(context: context)
+    }
+
+    /// A partial frame must make progress within the read timeout; any received byte restarts the clock.
+    private func armStallTimer(context: ChannelHandlerContext) {
+        stallTimer?.cancel()
+        stallTimer = nil
+        guard decoder.hasPartialFrame else { return }
+        let timeout = server.configuration.readTimeoutMs
+        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+        stallTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout))) { [weak self] in
+            guard let self, let connection = self.connection, !self.refused else { return }
+            self.refused = true
+            _ = loopBound
+            connection.logger.notice("closing a connection whose partial frame stalled", metadata: ["toold.timeout_ms": "\(timeout)"])
+            connection.fail(.invalidRequest("incomplete frame: no data for \(timeout) ms (read timeout)"))
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        stallTimer?.cancel()
+        if let connection {
+            connection.closed()
+            server.release(connection)
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A reset by the peer is ordinary; anything else is logged. Either way the connection ends.
+        connection?.logger.debug("connection error", metadata: ["toold.error": "\(error)"])
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,188 @@
+import Dispatch
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Sandbox
+import Synchronization
+import ToolEngine
+import ToolProtocol
+
+/// The daemon's lifecycle: start (runtime, socket, READY=1), serve, reload on SIGHUP, stop gracefully on
+/// SIGTERM/SIGINT. `main` only parses arguments and calls `run`.
+public enum Daemon {
+    /// Builds the configuration afresh: the config file, then the command-line flags over it.
+    public typealias ConfigurationSource = @Sendable () throws -> DaemonConfiguration
+
+    /// Runs until stopped; returns the process exit status.
+    public static func run(configurationSource: @escaping ConfigurationSource) async -> Int32 {
+        let configuration: DaemonConfiguration
+        do {
+            configuration = try configurationSource()
+            try configuration.validate()
+        } catch {
+            FileHandle.standardError.write(Data("toold: \(error)\n".utf8))
+            return 78  // EX_CONFIG
+        }
+        LogSetup.bootstrap(level: configuration.logLevel)
+        let logger = Logger(label: "toold")
+        do {
+            return try await serve(configuration: configuration, source: configurationSource, logger: logger)
+        } catch {
+            logger.critical("toold cannot start: \(error)")
+            Systemd.notify("STATUS=Failed to start: \(error)")
+            if !Systemd.stderrIsJournal { FileHandle.standardError.write(Data("toold: \(error)\n".utf8)) }
+            return 1
+        }
+    }
+
+    static func serve(configuration: DaemonConfiguration, source: @escaping ConfigurationSource, logger: Logger) async throws -> Int32 {
+        Systemd.notify("STATUS=Starting")
+        try FileManager.default.createDirectory(
+            atPath: configuration.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        let runtime = try SandboxRuntime(
+            configuration: SandboxConfiguration(
+                stateDirectory: configuration.stateDirectory,
+                sandboxUser: configuration.sandboxUser,
+                netnsPoolSize: configuration.netnsPoolSize,
+                requireCgroupLimits: configuration.requireCgroupLimits),
+            logger: logger)
+        let executions = ExecutionService(runtime: runtime, limits: configuration.execLimits, logger: logger)
+        let serverBox = Mutex<Server?>(nil)
+        let dispatcher = Dispatcher(executions: executions, logger: logger) {
+            serverBox.withLock { $0?.isDraining ?? false }
+        }
+        let server = Server(configuration: configuration, dispatcher: dispatcher, logger: logger)
+        serverBox.withLock { $0 = server }
+
+        let signals = SignalStream(signals: [SIGTERM, SIGINT, SIGHUP])
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(4, System.coreCount)))
+        let activated = try Systemd.activatedSocket()
+        let listener = try await server.listen(group: group, activatedFD: activated)
+        let where_ = activated != nil ? "socket-activated \(configuration.socketPath)" : configuration.socketPath
+        let summary = "cgroups \(runtime.cgroupLayout.rawValue) [\(runtime.usableControllers.joined(separator: ","))]"
+        logger.info(
+            "serving",
+            metadata: [
+                "toold.socket": "\(where_)", "toold.cgroup_layout": "\(runtime.cgroupLayout.rawValue)",
+                "toold.version": "\(TooldVersion.current)", "toold.event": "ready",
+            ])
+        Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary)")
+        let watchdog = startWatchdog(logger: logger)
+
+        var current = configuration
+        for await signal in signals.stream {
+            if signal == SIGHUP {
+                Systemd.notify("RELOADING=1\nSTATUS=Reloading configuration")
+                logger.info("reloading configuration", metadata: ["toold.event": "reload"])
+                do {
+                    let next = try source()
+                    try next.validate()
+                    for (name, old, new) in [
+                        ("socket", current.socketPath, next.socketPath), ("state_dir", current.stateDirectory, next.stateDirectory),
+                        ("sandbox_user", current.sandboxUser, next.sandboxUser),
+                    ] where old != new {
+                        logger.warning("setting changes only on restart", metadata: ["toold.setting": "\(name)"])
+                    }
+                    LogSetup.level.withLock { $0 = next.logLevel }
+                    server.update(next)
+                    executions.updateLimits(next.execLimits)
+                    current = next
+                    Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary); configuration reloaded")
+                } catch {
+                    logger.error("reload failed; keeping the previous configuration", metadata: ["toold.error": "\(error)"])
+                    Systemd.notify("READY=1\nSTATUS=Serving on \(where_); reload failed, previous configuration kept: \(error)")
+                }
+                continue
+            }
+            break  // SIGTERM or SIGINT
+        }
+
+        let inFlight = server.requestsInFlight
+        Systemd.notify("STOPPING=1\nSTATUS=Stopping: \(inFlight) requests in flight")
+        logger.info("stopping", metadata: ["toold.requests": "\(inFlight)", "toold.event": "stopping"])
+        try? await listener.close()
+        await server.drain(grace: .milliseconds(current.shutdownGraceMs))
+        executions.cancelAll()
+        runtime.shutdown()
+        watchdog?.cancel()
+        try? await group.shutdownGracefully()
+        if activated == nil { unlink(configuration.socketPath) }
+        logger.info("stopped", metadata: ["toold.event": "stopped"])
+        return 0
+    }
+
+    /// Pings the watchdog at half the interval systemd asked for.
+    static func startWatchdog(logger: Logger) -> Task<Void, Never>? {
+        guard let interval = Systemd.watchdogInterval() else { return nil }
+        logger.debug("watchdog enabled", metadata: ["toold.interval": "\(interval)"])
+        return Task.detached {
+            while !Task.isCancelled {
+                Systemd.notify("WATCHDOG=1")
+                try? await Task.sleep(for: interval / 2)
+            }
+        }
+    }
+}
+
+/// Delivers signals as an async sequence (the signals are blocked from their default action).
+// @unchecked: `sources` is set once in init and only kept alive afterwards; the stream is Sendable.
+final class SignalStream: @unchecked Sendable {
+    let stream: AsyncStream<Int32>
+    private let sources: [any DispatchSourceSignal]
+
+    init(signals: [Int32]) {
+        let (stream, continuation) = AsyncStream.makeStream(of: Int32.self)
+        self.stream = stream
+        let queue = DispatchQueue(label: "toold.signals")
+        sources = signals.map { number in
+            signal(number, SIG_IGN)
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler { continuation.yield(number) }
+            source.resume()
+            return source
+        }
+    }
+}
+
+/// The process-wide logging setup: the journal when stderr is connected to it, stderr otherwise.
+/// The level is shared so a reload can change it for every logger.
+enum LogSetup {
+    static let level = Mutex<Logger.Level>(.info)
+
+    static func bootstrap(level initial: Logger.Level) {
+        level.withLock { $0 = initial }
+        let journal = Systemd.stderrIsJournal
+        LoggingSystem.bootstrap { label -> any LogHandler in
+            if journal { return SharedLevelHandler(JournalLogHandler(label: label, level: .trace)) }
+            return SharedLevelHandler(StreamLogHandler.standardError(label: label))
+        }
+    }
+}
+
+/// Wraps a handler so its level follows `LogSetup.level`.
+struct SharedLevelHandler<Inner: LogHandler>: LogHandler {
+    var inner: Inner
+    init(_ inner: Inner) {
+        self.inner = inner
+        self.inner.logLevel = .trace
+    }
+    var metadataProvider: Logger.MetadataProvider? {
+        get { inner.metadataProvider }
+        set { inner.metadataProvider = newValue }
+    }
+    var metadata: Logger.Metadata {
+        get { inner.metadata }
+        set { inner.metadata = newValue }
+    }
+    var logLevel: Logger.Level {
+        get { LogSetup.level.withLock { $0 } }
+        // The daemon's level is one setting (config `log_level`, changed by reload), not per logger.
+        set {}
+    }
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { inner[metadataKey: key] }
+        set { inner[metadataKey: key] = newValue }
+    }
+    func log(event: LogEvent) { inner.log(event: event) }
+}

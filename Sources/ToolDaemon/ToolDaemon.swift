@@ -1,1 +1,0 @@
-// ToolDaemon: filled in by its own commits.

@@ -1,1 +1,0 @@
-// ToolEngine: filled in by its own commits.

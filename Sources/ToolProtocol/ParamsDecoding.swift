@@ -1,0 +1,95 @@
+/// Types whose JSON form has a closed set of fields; unknown fields in params are refused so a typo
+/// (`timeout` for `timeout_ms`) is an error instead of a silently ignored setting.
+public protocol ClosedWireType: Decodable {
+    static var knownFields: [String] { get }
+    /// Nested closed objects: field name → their known fields.
+    static var nestedFields: [String: [String]] { get }
+}
+
+extension ClosedWireType {
+    public static var nestedFields: [String: [String]] { [:] }
+}
+
+extension ExecParams: ClosedWireType {
+    public static var knownFields: [String] { CodingKeys.allCases.map(\.stringValue) }
+    public static var nestedFields: [String: [String]] { ["limits": ExecLimits.knownFields] }
+}
+extension ExecLimits: ClosedWireType {
+    public static var knownFields: [String] { CodingKeys.allCases.map(\.stringValue) }
+}
+extension ExecCancelParams: ClosedWireType {
+    public static var knownFields: [String] { CodingKeys.allCases.map(\.stringValue) }
+}
+
+/// Params of a method that takes none (`daemon.status`): absent or `{}`.
+public struct NoParams: ClosedWireType, Sendable {
+    public static var knownFields: [String] { [] }
+    public init() {}
+}
+
+public enum ParamsDecoding {
+    /// Decodes by-name params into `T`. Absent params decode as `{}`. Every problem becomes an
+    /// invalid-params error whose `data.errors` carry JSON Pointers into params.
+    public static func decode<T: ClosedWireType>(_ type: T.Type, from params: JSONValue?) throws(RPCError) -> T {
+        let value = params ?? .object([:])
+        guard case .object(let o) = value else {
+            throw .invalidParams(path: "", "params must be an object (by-name), got \(value.typeName)")
+        }
+        var errors: [ParamError] = []
+        for key in o.keys.sorted() where !T.knownFields.contains(key) {
+            errors.append(ParamError(path: "/" + escape(key), message: "unknown field; known: \(T.knownFields.sorted().joined(separator: ", "))"))
+        }
+        for (field, known) in T.nestedFields {
+            guard case .object(let nested)? = o[field] else { continue }
+            for key in nested.keys.sorted() where !known.contains(key) {
+                errors.append(ParamError(path: "/\(field)/" + escape(key), message: "unknown field; known: \(known.sorted().joined(separator: ", "))"))
+            }
+        }
+        if !errors.isEmpty { throw .invalidParams(errors) }
+        do {
+            return try JSONCoding.fromJSON(T.self, value)
+        } catch let error as DecodingError {
+            throw .invalidParams([paramError(error)])
+        } catch {
+            throw .invalidParams(path: "", "\(error)")
+        }
+    }
+
+    static func paramError(_ error: DecodingError) -> ParamError {
+        switch error {
+        case .keyNotFound(let key, let context):
+            return ParamError(path: pointer(context.codingPath + [key]), message: "missing required field \"\(key.stringValue)\"")
+        case .typeMismatch(let type, let context):
+            return ParamError(path: pointer(context.codingPath), message: "expected \(jsonTypeName(type))")
+        case .valueNotFound(let type, let context):
+            return ParamError(path: pointer(context.codingPath), message: "must be \(jsonTypeName(type)), not null")
+        case .dataCorrupted(let context):
+            return ParamError(path: pointer(context.codingPath), message: context.debugDescription)
+        @unknown default:
+            return ParamError(path: "", message: "\(error)")
+        }
+    }
+
+    static func jsonTypeName(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: return "a string"
+        case is Bool.Type: return "a boolean"
+        case is Int.Type, is Int32.Type, is Int64.Type, is UInt64.Type, is UInt32.Type: return "an integer"
+        case is Double.Type: return "a number"
+        default:
+            let name = "\(type)"
+            if name.hasPrefix("Array") { return "an array" }
+            if name.hasPrefix("Dictionary") { return "an object" }
+            return "an object"
+        }
+    }
+
+    /// JSON Pointer (RFC 6901) of a coding path.
+    public static func pointer(_ path: [any CodingKey]) -> String {
+        path.map { key in "/" + (key.intValue.map(String.init) ?? escape(key.stringValue)) }.joined()
+    }
+
+    public static func escape(_ token: String) -> String {
+        token.replacing("~", with: "~0").replacing("/", with: "~1")
+    }
+}

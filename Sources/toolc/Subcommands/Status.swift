@@ -1,0 +1,44 @@
+import ArgumentParser
+import ToolClient
+import ToolProtocol
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show the daemon's status and who you are to it.")
+
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        let client = try options.connect()
+        let result: JSONValue
+        do {
+            result = try client.call(RPCMethod.daemonStatus)
+        } catch {
+            throw fail(error)
+        }
+        if options.json {
+            printJSON(result)
+            return
+        }
+        guard let status = try? JSONCoding.fromJSON(DaemonStatusResult.self, result) else {
+            throw fail(.protocolError("daemon.status returned an unexpected shape"))
+        }
+        let c = status.caller
+        let lines = [
+            "toold \(status.version), pid \(status.pid), up \(formatDuration(ms: status.uptimeMs))",
+            "you:        \(c.user) (uid \(c.uid), gid \(c.gid), pid \(c.pid))\(c.admin ? ", admin" : "")",
+            "groups:     \(c.groups.joined(separator: ", "))",
+            "cgroups:    \(status.cgroup.layout) (usable: \(status.cgroup.controllers.isEmpty ? "none" : status.cgroup.controllers.joined(separator: ", ")))",
+            "sandbox:    user namespaces \(status.sandbox.userNamespaces ? "yes" : "no"), seccomp \(status.sandbox.seccomp ? "yes" : "no")",
+            "executions: \(status.executions.running) running, \(status.executions.queued) queued",
+        ]
+        writeAll(1, Array((lines.joined(separator: "\n") + "\n").utf8))
+    }
+}
+
+func formatDuration(ms: Int64) -> String {
+    let s = ms / 1000
+    if s < 60 { return "\(s)s" }
+    if s < 3600 { return "\(s / 60)m\(s % 60)s" }
+    if s < 86400 { return "\(s / 3600)h\((s % 3600) / 60)m" }
+    return "\(s / 86400)d\((s % 86400) / 3600)h"
+}
