@@ -10,4 +10,10 @@ struct toold_peer_credentials {
     uid_t uid;
     gid_t gid;
 };
+
+/* SO_PEERGROUPS: the peer's supplementary groups at connect time, sorted ascending by the kernel. */
+#define TOOLD_PEER_GROUPS_MAX 256
+struct toold_peer_groups {
+    gid_t gids[TOOLD_PEER_GROUPS_MAX];
+};
 #endif

@@ -39,14 +39,20 @@ final class Connection: Sendable {
             return
         }
         let adminGroup = server.configuration.adminGroup
-        let future: EventLoopFuture<toold_peer_credentials> = provider.unsafeGetSocketOption(
+        let credentials: EventLoopFuture<toold_peer_credentials> = provider.unsafeGetSocketOption(
             level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERCRED))
-        future.whenComplete { [identity, logger] result in
+        // The kernel's list of the peer's groups; nil when it has more than fit (then the user database decides).
+        let groups: EventLoopFuture<[gid_t]?> = provider.unsafeGetSocketOption(
+            level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERGROUPS)
+        ).map { (raw: toold_peer_groups) in PeerIdentity.groups(fromKernel: raw) }
+            .recover { _ in nil }
+        credentials.and(groups).whenComplete { [identity, logger] result in
             switch result {
-            case .success(let cred):
+            case .success(let (cred, kernelGroups)):
                 // NSS lookups may block (LDAP, sssd): keep them off the event loop.
                 Task.detached {
-                    let caller = PeerIdentity.resolve(uid: cred.uid, gid: cred.gid, pid: cred.pid, adminGroup: adminGroup)
+                    let caller = PeerIdentity.resolve(
+                        uid: cred.uid, gid: cred.gid, pid: cred.pid, groups: kernelGroups, adminGroup: adminGroup)
                     logger.debug("client connected", metadata: ["toold.uid": "\(caller.uid)", "toold.pid": "\(caller.pid)"])
                     identity.succeed(caller)
                 }

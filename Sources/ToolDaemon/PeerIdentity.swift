@@ -1,26 +1,46 @@
+import CSystemd
 import Foundation
 import ToolProtocol
 
 /// Resolves a peer's kernel credentials (SO_PEERCRED) into the identity every handler receives.
 enum PeerIdentity {
-    /// Looks up user and group names; a uid without a passwd entry is named by its number.
+    /// Names the peer and its groups. `groups` is the kernel's list (SO_PEERGROUPS) when available: the
+    /// groups the connecting process really has, not what the user database says it could have.
     /// Runs NSS lookups: call it off the event loop.
-    static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, adminGroup: String) -> CallerIdentity {
-        let user = userName(uid) ?? String(uid)
-        var gids: [gid_t] = [gid]
-        if let name = userName(uid) {
-            var count: Int32 = 64
-            var list = [gid_t](repeating: 0, count: Int(count))
-            if getgrouplist(name, gid, &list, &count) == -1 {
-                list = [gid_t](repeating: 0, count: Int(count))
-                _ = getgrouplist(name, gid, &list, &count)
-            }
-            gids = Array(list.prefix(Int(max(count, 0))))
-            if !gids.contains(gid) { gids.insert(gid, at: 0) }
-        }
+    static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, groups: [gid_t]?, adminGroup: String) -> CallerIdentity {
+        let name = userName(uid)
+        var gids = groups ?? name.map { databaseGroups(user: $0, gid: gid) } ?? []
+        gids.removeAll { $0 == gid }
+        gids.insert(gid, at: 0)
         let groupNames = gids.map { groupName($0) ?? String($0) }
         let admin = uid == 0 || groupNames.contains(adminGroup)
-        return CallerIdentity(uid: uid, gid: gid, pid: pid, user: user, groups: groupNames, admin: admin)
+        return CallerIdentity(uid: uid, gid: gid, pid: pid, user: name ?? String(uid), groups: groupNames, admin: admin)
+    }
+
+    /// Reads the fixed-size SO_PEERGROUPS buffer. The kernel fills it with the groups sorted ascending and
+    /// the rest stays zero, so the list ends where the ascending run breaks. A lone group 0 cannot be told
+    /// from an empty list and is left out (conservative: it never grants anything).
+    static func groups(fromKernel raw: toold_peer_groups) -> [gid_t] {
+        withUnsafeBytes(of: raw.gids) { bytes in
+            let all = bytes.bindMemory(to: gid_t.self)
+            var result: [gid_t] = []
+            for (index, g) in all.enumerated() {
+                if index > 0 && g <= all[index - 1] { break }
+                if index == 0 && g == 0 && (all.count < 2 || all[1] == 0) { break }
+                result.append(g)
+            }
+            return result
+        }
+    }
+
+    static func databaseGroups(user: String, gid: gid_t) -> [gid_t] {
+        var count: Int32 = 64
+        var list = [gid_t](repeating: 0, count: Int(count))
+        if getgrouplist(user, gid, &list, &count) == -1 {
+            list = [gid_t](repeating: 0, count: Int(count))
+            _ = getgrouplist(user, gid, &list, &count)
+        }
+        return Array(list.prefix(Int(max(count, 0))))
     }
 
     static func userName(_ uid: uid_t) -> String? {

@@ -1,2 +1,0 @@
-#include "csandbox.h"
-int csandbox_placeholder(void) { return 0; }

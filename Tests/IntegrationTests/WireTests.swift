@@ -1,0 +1,271 @@
+import Foundation
+import Testing
+import ToolClient
+import ToolProtocol
+
+/// The wire through the real daemon: framing faults, every JSON-RPC error code, batches, concurrency,
+/// isolation between clients, timeouts and the connection limit.
+@Suite struct WireTests {
+    @Test func statusThroughToolc() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let human = try daemon.toolc(["status"])
+        #expect(human.status == 0, "\(human.stderr)")
+        #expect(human.stdout.contains("toold \(TooldVersion.current)"))
+        #expect(human.stdout.contains("uid 0"))
+        let json = try daemon.toolc(["status", "--json"])
+        #expect(json.status == 0)
+        let status = try JSONCoding.fromJSON(DaemonStatusResult.self, JSONCoding.parse(json.stdoutBytes))
+        #expect(status.caller.uid == 0 && status.caller.admin)
+        #expect(status.pid == daemon.process.processIdentifier)
+        #expect(["v2", "v1", "hybrid", "none"].contains(status.cgroup.layout))
+        #expect(status.executions == ExecutionCounts(running: 0, queued: 0))
+    }
+
+    @Test func nonRootPeerIsSeenByItsKernelCredentials() throws {
+        let daemon = try TestDaemon(["--socket-group", "toold"])
+        defer { daemon.stop() }
+        let socketGroup = try #require(groupID("toold"), "scripts/deps creates the toold group")
+        let out = try daemon.toolc(["status", "--json"], asUID: 65534, groups: [socketGroup])
+        #expect(out.status == 0, "\(out.stderr)")
+        let status = try JSONCoding.fromJSON(DaemonStatusResult.self, JSONCoding.parse(out.stdoutBytes))
+        #expect(status.caller.uid == 65534)
+        #expect(status.caller.admin == false)
+        #expect(status.caller.groups.contains("toold"))
+        // Without the socket group the kernel refuses the connection: toolc's documented exit code 77.
+        let denied = try daemon.toolc(["status"], asUID: 65534)
+        #expect(denied.status == 77, "\(denied.stderr)")
+        #expect(denied.stderr.contains("permission denied"))
+    }
+
+    @Test func toolcExitCodesForMissingDaemonAndProtocolErrors() throws {
+        let dir = try TempDir("nodaemon")
+        defer { dir.remove() }
+        let missing = try runProgram(Binaries.toolc, ["status", "--socket", dir.path + "/none.sock"])
+        #expect(missing.status == 69)
+        #expect(missing.stderr.split(separator: "\n").count == 1)
+        // A peer that answers garbage is a protocol error (76).
+        let path = dir.path + "/garbage.sock"
+        let server = try RawServer(path: path) { fd in
+            var junk: [UInt8] = [0, 0, 0, 3, 120, 121, 122]
+            _ = write(fd, &junk, junk.count)
+        }
+        defer { server.stop() }
+        let garbage = try runProgram(Binaries.toolc, ["status", "--socket", path])
+        #expect(garbage.status == 76, "\(garbage.stderr)")
+    }
+
+    @Test func everyProtocolErrorCode() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        #expect(try c.roundTrip(raw: [0x7B, 0xFF, 0x7D]).errorCode == RPCErrorCode.parseError)
+        #expect(try c.roundTrip(#"{"jsonrpc":"2.0","id":1,"method":"#).errorCode == RPCErrorCode.parseError)
+        #expect(try c.roundTrip("[1,2]").arrayValue?.compactMap(\.errorCode) == [-32600, -32600])
+        #expect(try c.roundTrip("17").errorCode == RPCErrorCode.invalidRequest)
+        let wrongVersion = try c.roundTrip(#"{"jsonrpc":"1.0","id":"v","method":"daemon.status"}"#)
+        #expect(wrongVersion.errorCode == RPCErrorCode.invalidRequest && wrongVersion["id"] == "v")
+        let unknown = try c.roundTrip(#"{"jsonrpc":"2.0","id":2,"method":"no.such"}"#)
+        #expect(unknown.errorCode == RPCErrorCode.methodNotFound)
+        #expect(unknown["error"]?["message"]?.stringValue?.contains("no.such") == true)
+        let badParams = try c.roundTrip(#"{"jsonrpc":"2.0","id":3,"method":"exec","params":{"argv":"ls","timeout":5}}"#)
+        #expect(badParams.errorCode == RPCErrorCode.invalidParams)
+        let paths = badParams["error"]?["data"]?["errors"]?.arrayValue?.compactMap { $0["path"]?.stringValue }
+        #expect(paths == ["/timeout"])
+        let badType = try c.roundTrip(#"{"jsonrpc":"2.0","id":4,"method":"exec","params":{"argv":[1]}}"#)
+        #expect(badType["error"]?["data"]?["errors"]?.arrayValue?.first?["path"] == "/argv/0")
+        let overMax = try c.roundTrip(#"{"jsonrpc":"2.0","id":5,"method":"exec","params":{"argv":["true"],"limits":{"pids":999999}}}"#)
+        #expect(overMax.errorCode == RPCErrorCode.invalidParams)
+        #expect(overMax["error"]?["message"]?.stringValue?.contains("maximum of 1024") == true)
+        let cancelUnknown = try c.roundTrip(#"{"jsonrpc":"2.0","id":6,"method":"exec.cancel","params":{"execution_id":"ex_none"}}"#)
+        #expect(cancelUnknown.errorCode == RPCErrorCode.notFound)
+        // The connection survived all of that.
+        #expect(try c.call(RPCMethod.daemonStatus)["version"] == .string(TooldVersion.current))
+    }
+
+    @Test func zeroLengthFrameIsAnsweredThenClosed() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        try c.writeAll([0, 0, 0, 0])
+        let answer = try c.readMessage()
+        #expect(answer.errorCode == RPCErrorCode.invalidRequest)
+        #expect(throws: ClientError.self) { try c.readFrame() }
+    }
+
+    @Test func oversizeFrameIsRefusedNamingTheLimit() throws {
+        let daemon = try TestDaemon(["--max-frame-bytes", "4096"])
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        try c.writeAll([0x7F, 0xFF, 0xFF, 0xFF])  // announces 2 GiB, sends nothing more
+        let answer = try c.readMessage()
+        #expect(answer.errorCode == RPCErrorCode.invalidRequest)
+        #expect(answer["error"]?["message"]?.stringValue?.contains("4096") == true)
+        #expect(throws: ClientError.self) { try c.readFrame() }
+        #expect(try daemon.client().call(RPCMethod.daemonStatus)["pid"] != nil)
+    }
+
+    @Test func batchesAnswerEachMemberAndSkipNotifications() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        let answer = try c.roundTrip(
+            #"[{"jsonrpc":"2.0","id":"a","method":"daemon.status"},{"jsonrpc":"2.0","method":"daemon.status"},{"jsonrpc":"2.0","id":"b","method":"nope"},5]"#)
+        let members = try #require(answer.arrayValue)
+        #expect(members.count == 3)
+        #expect(members[0]["id"] == "a" && members[0]["result"] != nil)
+        #expect(members[1]["id"] == "b" && members[1].errorCode == RPCErrorCode.methodNotFound)
+        #expect(members[2].errorCode == RPCErrorCode.invalidRequest)
+        // A batch of notifications only gets no answer at all: the next answer is for the next request.
+        try c.sendFrame(Array(#"[{"jsonrpc":"2.0","method":"daemon.status"}]"#.utf8))
+        #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
+    @Test func twoHundredConcurrentConnections() async throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let path = daemon.socketPath
+        let ok = try await withThrowingTaskGroup(of: Int.self) { group in
+            for _ in 0..<200 {
+                group.addTask {
+                    try await Task.detached {
+                        let c = try ToolClient(socketPath: path)
+                        var good = 0
+                        for _ in 0..<5 where try c.call(RPCMethod.daemonStatus)["version"] != nil { good += 1 }
+                        return good
+                    }.value
+                }
+            }
+            return try await group.reduce(0, +)
+        }
+        #expect(ok == 1000)
+    }
+
+    @Test func pipelinedRequestsOnOneConnectionAllComplete() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        let ids = try (0..<100).map { _ in try c.send(RPCMethod.daemonStatus) }
+        for id in ids.reversed() { #expect(try c.wait(for: id)["version"] != nil) }
+    }
+
+    @Test func garbageFromOneClientDoesNotDisturbAnother() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let good = try daemon.client()
+        let bad = try daemon.client()
+        for round in 0..<20 {
+            // Not JSON, wrong envelopes, then a stream that cannot be framed.
+            _ = try bad.roundTrip(raw: Array(repeating: UInt8(round), count: 100))
+            _ = try bad.roundTrip(#"{"jsonrpc":"2.0","id":[],"method":5}"#)
+            #expect(try good.call(RPCMethod.daemonStatus)["version"] != nil)
+        }
+        try bad.writeAll([0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 3])
+        #expect(try bad.readMessage().errorCode == RPCErrorCode.invalidRequest)
+        #expect(try good.call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
+    @Test func stalledPartialFrameIsClosedAfterTheReadTimeout() throws {
+        let daemon = try TestDaemon(["--read-timeout-ms", "300"])
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        try c.writeAll([0, 0, 0, 50, 123])  // 1 of 50 payload bytes, then silence
+        let answer = try c.readMessage()
+        #expect(answer.errorCode == RPCErrorCode.invalidRequest)
+        #expect(answer["error"]?["message"]?.stringValue?.contains("300 ms") == true)
+        #expect(throws: ClientError.self) { try c.readFrame() }
+        // An idle connection with no partial frame is not a stall.
+        let idle = try daemon.client()
+        usleep(600_000)
+        #expect(try idle.call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
+    @Test func connectionLimitRefusesCleanly() throws {
+        let daemon = try TestDaemon(["--max-connections", "3"])
+        defer { daemon.stop() }
+        usleep(300_000)  // let the daemon see the start-up probe's connection close before counting
+        let held = try (0..<3).map { _ in try daemon.client() }
+        for c in held { #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil) }
+        let extra = try daemon.client()
+        let refusal = try extra.readMessage()
+        #expect(refusal.errorCode == RPCErrorCode.overloaded)
+        #expect(refusal["error"]?["data"]?["retry_after_ms"] != nil)
+        #expect(refusal["error"]?["message"]?.stringValue?.contains("3") == true)
+        held[0].close()
+        usleep(200_000)
+        #expect(try daemon.client().call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
+    @Test func refusesToStealALiveSocketAndReplacesAStaleOne() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let second = try runProgram(
+            Binaries.toold, ["--socket", daemon.socketPath, "--state-dir", daemon.dir.path + "/state2"])
+        #expect(second.status != 0)
+        #expect(second.stderr.contains("another daemon is answering"))
+        #expect(try daemon.client().call(RPCMethod.daemonStatus)["version"] != nil)
+        // A socket file nobody listens on is stale: a new daemon replaces it.
+        let dir = try TempDir("stale")
+        defer { dir.remove() }
+        let stale = dir.path + "/toold.sock"
+        let server = try RawServer(path: stale) { _ in }
+        server.stop(unlink: false)
+        #expect(FileManager.default.fileExists(atPath: stale))
+        let replacement = try TestDaemon(socket: stale)
+        defer { replacement.stop() }
+        #expect(try replacement.client().call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
+    @Test func badConfigIsAClearStartupError() throws {
+        let dir = try TempDir("config")
+        defer { dir.remove() }
+        let file = dir.path + "/toold.json"
+        try #"{"max_connections": "many"}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = try runProgram(Binaries.toold, ["--config", file, "--socket", dir.path + "/s.sock"])
+        #expect(out.status == 78)
+        #expect(out.stderr.contains(file) && out.stderr.contains("max_connections") && out.stderr.contains("integer"))
+        try #"{"limits": {"pids": {"default": 50, "max": 10}}}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let limits = try runProgram(Binaries.toold, ["--config", file, "--socket", dir.path + "/s.sock"])
+        #expect(limits.status == 78)
+        #expect(limits.stderr.contains("limits.pids") && limits.stderr.contains("above the maximum"))
+        let missing = try runProgram(Binaries.toold, ["--config", dir.path + "/absent.json"])
+        #expect(missing.status == 78 && missing.stderr.contains("absent.json"))
+    }
+}
+
+/// A minimal Unix socket server that runs `serve` for each connection (protocol-error cases).
+final class RawServer: @unchecked Sendable {
+    // @unchecked: fd and thread are set in init and only read afterwards.
+    let fd: Int32
+    let path: String
+
+    init(path: String, serve: @escaping @Sendable (Int32) -> Void) throws {
+        self.path = path
+        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: path.utf8)
+            raw[path.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        guard bound == 0, listen(fd, 8) == 0 else { throw TestFailure("cannot listen on \(path)") }
+        let listener = fd
+        Thread.detachNewThread {
+            while true {
+                let client = accept(listener, nil, nil)
+                if client < 0 { return }
+                serve(client)
+                close(client)
+            }
+        }
+    }
+
+    func stop(unlink remove: Bool = true) {
+        shutdown(fd, Int32(SHUT_RDWR))
+        close(fd)
+        if remove { unlink(path) }
+    }
+}
