@@ -181,6 +181,7 @@ final class ConnectionHandler: ChannelInboundHandler {
         if let refusal = server.admit(connection) {
             refused = true
             connection.fail(refusal)
+            connection.closed()  // completes its identity promise: nothing will ever wait for it
             return
         }
         self.connection = connection
