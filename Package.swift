@@ -13,6 +13,17 @@ import PackageDescription
 //   ToolClient    blocking client used by toolc and the tests
 
 
+// toold and toolc link the Swift runtime and Foundation statically, so they run on machines, containers
+// and VMs without a Swift toolchain, and toolc starts fast. The -l flags fill gaps in
+// Foundation's static autolink lists (Swift 6.3, Linux). Tests link dynamically (no static Testing).
+let staticSwiftRuntime: [LinkerSetting] = [
+    .unsafeFlags([
+        "-static-stdlib", "-Xlinker", "-l_FoundationCollections", "-Xlinker", "-l_FoundationCShims",
+        "-Xlinker", "-lswiftSynchronization", "-Xlinker", "-lCoreFoundation", "-Xlinker", "-l_FoundationICU",
+        "-Xlinker", "-lstdc++",
+    ], .when(platforms: [.linux]))
+]
+
 let package = Package(
     name: "toold",
     platforms: [.macOS(.v15)],
@@ -51,11 +62,13 @@ let package = Package(
         .target(name: "ToolClient", dependencies: ["ToolProtocol"]),
         .executableTarget(
             name: "toold",
-            dependencies: ["ToolDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: staticSwiftRuntime
         ),
         .executableTarget(
             name: "toolc",
-            dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+            dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            linkerSettings: staticSwiftRuntime
         ),
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),

@@ -1,1 +1,0 @@
-// JSONSchema: filled in by its own commits.
