@@ -1,0 +1,136 @@
+// CgroupV1: the legacy layout, one hierarchy per controller (memory, pids,
+// cpu, cpuacct; cpu and cpuacct may share one). Used for `v1` and `hybrid`.
+// Sandboxes live at <hierarchy>/<daemon's own path>/<parent name>/<id> in
+// every hierarchy, so they are nested under (and charged to) the daemon.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct CgroupV1: CgroupBackend {
+    let layout: CgroupLayout
+    /// controller -> directory holding the sandbox cgroups.
+    private let parents: [String: String]
+    let usableControllers: [String]
+    private let hasMemsw: Bool
+
+    init(
+        layout: CgroupLayout,
+        mounts: [CgroupMount],
+        ownPaths: [String: String],
+        parentName: String,
+        override: String?,
+        notes: inout [String]
+    ) {
+        self.layout = layout
+        var parents: [String: String] = [:]
+        for controller in ["memory", "pids", "cpu", "cpuacct"] {
+            guard let mount = mounts.first(where: { $0.superOptions.contains(controller) }) else {
+                notes.append("cgroup v1: controller \(controller) is not mounted")
+                continue
+            }
+            let base: String
+            if let override {
+                base = override
+            } else {
+                var own = ownPaths[controller] ?? "/"
+                // A bind-mounted sub-hierarchy: paths are relative to its root.
+                if mount.root != "/", own.hasPrefix(mount.root) { own = String(own.dropFirst(mount.root.count)) }
+                base = own + "/" + parentName
+            }
+            let dir = normalize(mount.mountPoint + "/" + base)
+            do {
+                try Posix.makeDirectories(dir)
+                parents[controller] = dir
+            } catch {
+                notes.append("cgroup v1 \(controller): \(error)")
+            }
+        }
+        self.parents = parents
+        self.usableControllers = ["memory", "pids", "cpu", "cpuacct"].filter { parents[$0] != nil }
+        self.hasMemsw = parents["memory"].map { Posix.exists($0 + "/memory.memsw.limit_in_bytes") } ?? false
+    }
+
+    /// Distinct hierarchy directories (cpu and cpuacct may be one).
+    private var hierarchyParents: [String] {
+        var seen = Set<String>()
+        return ["memory", "pids", "cpu", "cpuacct"].compactMap { parents[$0] }.filter { seen.insert($0).inserted }
+    }
+
+    func create(name: String, limits: SandboxLimits) throws(SyscallError) -> SandboxCgroup {
+        let cgroup = SandboxCgroup(name: name, directories: hierarchyParents.map { $0 + "/" + name })
+        do throws(SyscallError) {
+            for dir in cgroup.directories {
+                if mkdir(dir, 0o755) < 0 { throw SyscallError(call: "mkdir", path: dir, errno: errno) }
+            }
+            if let memory = parents["memory"].map({ $0 + "/" + name }) {
+                try Posix.writeFile(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
+                // memsw = memory: no swap at all (memsw must be >= memory, so second).
+                if hasMemsw { try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", String(limits.memoryBytes)) }
+            }
+            if let pids = parents["pids"].map({ $0 + "/" + name }) {
+                try Posix.writeFile(pids + "/pids.max", String(max(1, limits.pids)))
+            }
+            if let cpu = parents["cpu"].map({ $0 + "/" + name }) {
+                if limits.cpuMillicores > 0 {
+                    try Posix.writeFile(cpu + "/cpu.cfs_period_us", "100000")
+                    // quota per 100 ms period; the kernel's minimum is 1 ms.
+                    try Posix.writeFile(cpu + "/cpu.cfs_quota_us", String(max(1000, limits.cpuMillicores * 100)))
+                }
+            }
+        } catch {
+            for dir in cgroup.directories { rmdir(dir) }
+            throw error
+        }
+        return cgroup
+    }
+
+    private func directory(_ cgroup: SandboxCgroup, _ controller: String) -> String? {
+        parents[controller].map { $0 + "/" + cgroup.name }
+    }
+
+    func stats(_ cgroup: SandboxCgroup) -> CgroupStats {
+        var stats = CgroupStats()
+        if let dir = directory(cgroup, "cpuacct"), let ns = CgroupFiles.number(dir + "/cpuacct.usage") {
+            stats.cpuMs = Int(ns / 1_000_000)
+        }
+        if let dir = directory(cgroup, "memory") {
+            stats.memoryPeakBytes = CgroupFiles.number(dir + "/memory.max_usage_in_bytes") ?? 0
+            stats.oomKills = CgroupFiles.keyed(dir + "/memory.oom_control", "oom_kill") ?? 0
+        }
+        if let dir = directory(cgroup, "pids") {
+            stats.pidsLimitHits = CgroupFiles.keyed(dir + "/pids.events", "max") ?? 0
+        }
+        return stats
+    }
+
+    func killAll(_ cgroup: SandboxCgroup) {
+        CgroupFiles.killLoop(cgroup.directories)
+    }
+
+    func remove(_ cgroup: SandboxCgroup) throws(SyscallError) {
+        var firstError: SyscallError?
+        for dir in cgroup.directories {
+            do { try CgroupFiles.removeDirectory(dir) } catch { firstError = firstError ?? error }
+        }
+        if let firstError { throw firstError }
+    }
+
+    func removeLeftovers() -> Int {
+        var names = Set<String>()
+        for parent in hierarchyParents {
+            for name in Posix.directoryEntries(parent) where Posix.fileType(parent + "/" + name) == S_IFDIR {
+                names.insert(name)
+            }
+        }
+        for name in names {
+            let cgroup = SandboxCgroup(name: name, directories: hierarchyParents.map { $0 + "/" + name })
+            killAll(cgroup)
+            try? remove(cgroup)
+        }
+        return names.count
+    }
+}
+
+func normalize(_ path: String) -> String {
+    "/" + path.split(separator: "/").joined(separator: "/")
+}

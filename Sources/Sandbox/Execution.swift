@@ -1,0 +1,447 @@
+// Execution: one command, start to finish, on its own thread: cgroup, pipes,
+// cs_spawn, then a poll loop over stdout/stderr, the report pipe, init's
+// pidfd, stdin and the cancel eventfd, until the sandbox is gone; then
+// accounting from the cgroup and cleanup.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSandbox
+import Logging
+
+final class Execution {
+    enum KillReason {
+        case timeout, cancelled, outputLimit
+    }
+
+    private let core: RuntimeCore
+    private let spec: SandboxSpec
+    private let serial: UInt64
+    private let cancel: CancelSignal
+    private let onOutput: @Sendable (SandboxStream, [UInt8]) -> Void
+    private let logger: Logger
+
+    init(
+        core: RuntimeCore,
+        spec: SandboxSpec,
+        serial: UInt64,
+        cancel: CancelSignal,
+        onOutput: @escaping @Sendable (SandboxStream, [UInt8]) -> Void
+    ) {
+        self.core = core
+        self.spec = spec
+        self.serial = serial
+        self.cancel = cancel
+        self.onOutput = onOutput
+        var logger = core.logger
+        logger[metadataKey: "toold.execution_id"] = "\(spec.executionID)"
+        self.logger = logger
+    }
+
+    private var cgroupName: String {
+        let safe = spec.executionID.unicodeScalars.prefix(40).map {
+            ($0.properties.isASCIIHexDigit || ($0 >= "a" && $0 <= "z") || ($0 >= "A" && $0 <= "Z") || $0 == "-"
+                || $0 == "_") ? Character($0) : "_"
+        }
+        return "x\(serial)-" + String(safe)
+    }
+
+    private func failure(_ stage: String, _ code: Int32, _ message: String? = nil) -> SandboxOutcome {
+        .failedToStart(SandboxFailure(stage: stage, errno: code, message: message ?? "\(stage): \(errnoString(code))"))
+    }
+
+    func run() -> SandboxOutcome {
+        // This thread takes no signals: a write to a closed stdin pipe must
+        // return EPIPE, not kill the daemon with SIGPIPE.
+        var all = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_SETMASK, &all, nil)
+
+        if spec.mode == .trusted {
+            return failure("mode", ENOTSUP, "mode trusted: \(errnoString(ENOTSUP))")
+        }
+        guard !spec.argv.isEmpty else { return failure("argv", EINVAL, "argv: empty") }
+        let controllers = core.cgroups.usableControllers
+        if core.configuration.requireCgroupLimits && !(controllers.contains("memory") && controllers.contains("pids")) {
+            return failure(
+                "cgroup", ENOTSUP,
+                "cgroup: memory and pids controllers are required but not usable (layout \(core.cgroups.layout.rawValue), usable: \(controllers.isEmpty ? "none" : controllers.joined(separator: ",")))"
+            )
+        }
+        let cgroup: SandboxCgroup
+        do {
+            cgroup = try core.cgroups.create(name: cgroupName, limits: spec.limits)
+        } catch {
+            return failure("cgroup", error.errno, "cgroup: \(error)")
+        }
+        var outcome = spawnAndWait(cgroup: cgroup)
+        // Accounting first (the counters go with the directory), then make
+        // sure nothing is left, then remove.
+        let stats = core.cgroups.stats(cgroup)
+        core.cgroups.killAll(cgroup)
+        do {
+            try core.cgroups.remove(cgroup)
+        } catch {
+            logger.error("removing a sandbox cgroup failed", metadata: ["toold.error": "\(error)"])
+        }
+        if outcome.status != .failedToStart {
+            classify(&outcome, stats: stats)
+        }
+        return outcome
+    }
+
+    // Raw result of the loop, classified afterwards with the cgroup's stats.
+    private var exitStatus: Int32?
+    private var initStatus: Int32?
+    private var killReason: KillReason?
+
+    private func classify(_ outcome: inout SandboxOutcome, stats: CgroupStats) {
+        outcome.cpuMs = stats.cpuMs
+        outcome.memoryPeakBytes = stats.memoryPeakBytes
+        var violations: [String] = []
+        if stats.pidsLimitHits > 0 { violations.append("pids") }
+        let oom = stats.oomKills > 0
+        if let status = exitStatus {
+            let exited = status & 0x7f == 0
+            if exited {
+                outcome.exitCode = (status >> 8) & 0xff
+            } else {
+                outcome.signal = status & 0x7f
+            }
+            if outcome.signal == SIGXFSZ { violations.append("file_bytes") }
+            if killReason == .outputLimit {
+                outcome.status = .outputLimit
+            } else if oom && !(exited && outcome.exitCode == 0) {
+                outcome.status = .oom
+            } else {
+                outcome.status = exited ? .exited : .signaled
+            }
+        } else if let killReason {
+            switch killReason {
+            case .timeout: outcome.status = .timeout
+            case .cancelled: outcome.status = .cancelled
+            case .outputLimit: outcome.status = .outputLimit
+            }
+        } else if oom {
+            outcome.status = .oom
+        } else {
+            // Init itself died without reporting (killed from outside).
+            outcome.status = .signaled
+            outcome.signal = (initStatus ?? SIGKILL) & 0x7f
+        }
+        if outcome.status == .oom { violations.append("memory_bytes") }
+        if outcome.status == .outputLimit { violations.append("output_bytes") }
+        outcome.violations = violations
+    }
+
+    /// Pipe with both ends O_CLOEXEC; the child's end moved to fd >= 3.
+    private func makePipe(childReads: Bool) -> (parent: Int32, child: Int32)? {
+        var fds: [Int32] = [-1, -1]
+        guard cs_pipe_cloexec(&fds) == 0 else { return nil }
+        var (parentEnd, childEnd) = childReads ? (fds[1], fds[0]) : (fds[0], fds[1])
+        if childEnd < 3 {
+            let moved = fcntl(childEnd, F_DUPFD_CLOEXEC, 3)
+            close(childEnd)
+            guard moved >= 0 else {
+                close(parentEnd)
+                return nil
+            }
+            childEnd = moved
+        }
+        if parentEnd < 3 {
+            let moved = fcntl(parentEnd, F_DUPFD_CLOEXEC, 3)
+            close(parentEnd)
+            parentEnd = moved
+        }
+        _ = fcntl(parentEnd, F_SETFL, fcntl(parentEnd, F_GETFL) | O_NONBLOCK)
+        return (parentEnd, childEnd)
+    }
+
+    private func execCandidates() -> [String] {
+        let argv0 = spec.argv[0]
+        if argv0.contains("/") { return [argv0] }
+        let path = spec.environment["PATH"] ?? "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        return path.split(separator: ":", omittingEmptySubsequences: false).map { dir in
+            dir.isEmpty ? argv0 : (dir.hasSuffix("/") ? "\(dir)\(argv0)" : "\(dir)/\(argv0)")
+        }
+    }
+
+    private func spawnAndWait(cgroup: SandboxCgroup) -> SandboxOutcome {
+        var toClose: [Int32] = []
+        defer { for fd in toClose { close(fd) } }
+        guard let out = makePipe(childReads: false), let err = makePipe(childReads: false),
+            let report = makePipe(childReads: false)
+        else { return failure("pipe2", errno) }
+        toClose += [out.parent, out.child, err.parent, err.child, report.parent, report.child]
+        var stdinParent: Int32 = -1
+        var stdinChild: Int32
+        if spec.stdin != nil {
+            guard let pipe = makePipe(childReads: true) else { return failure("pipe2", errno) }
+            (stdinParent, stdinChild) = pipe
+            toClose += [pipe.parent, pipe.child]
+        } else {
+            stdinChild = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            guard stdinChild >= 0 else { return failure("open /dev/null", errno) }
+            if stdinChild < 3 {
+                let moved = fcntl(stdinChild, F_DUPFD_CLOEXEC, 3)
+                close(stdinChild)
+                stdinChild = moved
+            }
+            toClose.append(stdinChild)
+        }
+
+        let newNetns: Int32 = spec.mode == .network ? 0 : 1
+        let netns: Int32 = newNetns == 1 ? (core.netnsPool.take() ?? -1) : -1
+        if netns >= 0 { toClose.append(netns) }
+
+        let arena = CArena()
+        let plan = MountPlan.build(
+            root: core.rootMountPoint,
+            etcSkeleton: core.etcSkeleton,
+            host: core.host,
+            hostUID: core.hostUID,
+            hostGID: core.hostGID,
+            limits: spec.limits,
+            mode: spec.mode
+        )
+        let ops = plan.map { op in
+            cs_mount_op(
+                kind: Int32(op.kind.rawValue),
+                create: Int32(op.create.rawValue),
+                flags: op.flags,
+                mode: op.mode,
+                source: arena.optionalString(op.source),
+                target: arena.optionalString(op.target),
+                data: arena.optionalString(op.data)
+            )
+        }
+        let procs = cgroup.procsFiles.map { UnsafePointer(arena.string($0)) as UnsafePointer<CChar>? }
+        let candidates = execCandidates()
+        let inside = core.configuration.insideUID
+        let env = spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
+        var config = cs_spawn_config()
+        config.stdin_fd = stdinChild
+        config.stdout_fd = out.child
+        config.stderr_fd = err.child
+        config.report_fd = report.child
+        config.netns_fd = netns
+        config.new_netns = newNetns
+        config.cgroup_procs = UnsafePointer(arena.array(procs))
+        config.cgroup_procs_count = Int32(procs.count)
+        config.hostname = UnsafePointer(arena.string(core.configuration.hostname))
+        config.root_dir = UnsafePointer(arena.string(core.rootMountPoint))
+        config.mounts = UnsafePointer(arena.array(ops))
+        config.mount_count = Int32(ops.count)
+        config.host_uid = core.hostUID
+        config.host_gid = core.hostGID
+        config.uid_map = UnsafePointer(arena.string("\(inside) \(core.hostUID) 1\n"))
+        config.gid_map = UnsafePointer(arena.string("\(inside) \(core.hostGID) 1\n"))
+        config.cap_last_cap = core.capLastCap
+        config.rlimit_nofile = core.configuration.maxOpenFiles
+        config.rlimit_fsize = spec.limits.fileBytes
+        config.seccomp_prog = UnsafeRawPointer(core.seccomp)
+        let candidatePointers = candidates.map { UnsafePointer(arena.string($0)) as UnsafePointer<CChar>? }
+        config.exec_paths = UnsafePointer(arena.array(candidatePointers))
+        config.exec_path_count = Int32(candidates.count)
+        config.argv = UnsafePointer(arena.stringArray(spec.argv))
+        config.envp = UnsafePointer(arena.stringArray(env))
+        config.cwd = UnsafePointer(arena.string(spec.workingDirectory))
+
+        let start = Posix.monotonicNs()
+        var pidfd: Int32 = -1
+        let pid = cs_spawn(&config, &pidfd)
+        // The child has its copies; ours of its ends would hide EOF.
+        for fd in [stdinChild, out.child, err.child, report.child, netns] where fd >= 0 {
+            close(fd)
+            toClose.removeAll { $0 == fd }
+        }
+        guard pid > 0 else { return failure("clone", -pid) }
+        toClose.append(pidfd)
+        withExtendedLifetime(arena) {}
+
+        var outcome = SandboxOutcome(status: .exited)
+        let failureRecord = loop(
+            pidfd: pidfd,
+            stdout: out.parent,
+            stderr: err.parent,
+            report: report.parent,
+            stdinFD: stdinParent,
+            outcome: &outcome,
+            plan: plan
+        )
+        // stdinParent may have been closed by the loop; loop marks it -1 in toClose.
+        outcome.durationMs = Int((Posix.monotonicNs() - start) / 1_000_000)
+        if let failureRecord {
+            var failed = SandboxOutcome.failedToStart(failureRecord, durationMs: outcome.durationMs)
+            failed.stdout = outcome.stdout
+            failed.stderr = outcome.stderr
+            return failed
+        }
+        return outcome
+    }
+
+    private struct StreamState {
+        var fd: Int32
+        var stream: SandboxStream
+        var bytes: [UInt8] = []
+        var truncated = false
+    }
+
+    /// Returns the first failure the child reported, if any.
+    private func loop(
+        pidfd: Int32,
+        stdout: Int32,
+        stderr: Int32,
+        report: Int32,
+        stdinFD: Int32,
+        outcome: inout SandboxOutcome,
+        plan: [MountOp]
+    ) -> SandboxFailure? {
+        let limit = max(0, spec.limits.outputBytes)
+        var streams = [StreamState(fd: stdout, stream: .stdout), StreamState(fd: stderr, stream: .stderr)]
+        var reportFD = report
+        var reportBytes: [UInt8] = []
+        var stdinFD = stdinFD
+        let stdinData = spec.stdin ?? []
+        var stdinOffset = 0
+        var reaped = false
+        var drainDeadline: Int64 = 0
+        let timeoutMs = Int64(spec.timeout.components.seconds) * 1000
+            + Int64(spec.timeout.components.attoseconds / 1_000_000_000_000_000)
+        let deadline = Posix.monotonicMs() + max(0, timeoutMs)
+        let cancelFD = cancel.descriptor
+        let chunkSize = 65536
+        let chunk = UnsafeMutableRawBufferPointer.allocate(byteCount: chunkSize, alignment: 16)
+        defer {
+            chunk.deallocate()
+            if stdinFD >= 0 { close(stdinFD) }
+        }
+
+        func killSandbox(_ reason: KillReason) {
+            if killReason == nil { killReason = reason }
+            if !reaped { _ = cs_pidfd_send_signal(pidfd, SIGKILL) }
+        }
+
+        if stdinFD >= 0 && stdinData.isEmpty {
+            close(stdinFD)
+            stdinFD = -1
+        }
+        if cancel.isFired { killSandbox(.cancelled) }
+
+        while true {
+            let streamsOpen = streams.contains { $0.fd >= 0 }
+            if reaped && !streamsOpen && reportFD < 0 { break }
+            let now = Posix.monotonicMs()
+            if reaped && now >= drainDeadline { break }
+            var fds: [pollfd] = []
+            for s in streams where s.fd >= 0 { fds.append(pollfd(fd: s.fd, events: Int16(POLLIN), revents: 0)) }
+            if reportFD >= 0 { fds.append(pollfd(fd: reportFD, events: Int16(POLLIN), revents: 0)) }
+            if !reaped { fds.append(pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)) }
+            if stdinFD >= 0 { fds.append(pollfd(fd: stdinFD, events: Int16(POLLOUT), revents: 0)) }
+            if killReason == nil { fds.append(pollfd(fd: cancelFD, events: Int16(POLLIN), revents: 0)) }
+            var wait: Int64 = -1
+            if reaped {
+                wait = drainDeadline - now
+            } else if killReason == nil {
+                wait = max(0, deadline - now)
+            }
+            let n = poll(&fds, nfds_t(fds.count), Int32(clamping: wait))
+            if n < 0 {
+                if errno == EINTR { continue }
+                logger.error("poll failed", metadata: ["toold.errno": "\(errnoString(errno))"])
+                killSandbox(.cancelled)
+                Posix.sleepMs(10)
+                continue
+            }
+            if n == 0 {
+                if !reaped && killReason == nil && Posix.monotonicMs() >= deadline { killSandbox(.timeout) }
+                continue
+            }
+            for p in fds where p.revents != 0 {
+                if p.fd == cancelFD {
+                    killSandbox(.cancelled)
+                } else if p.fd == pidfd {
+                    var status: Int32 = 0
+                    if cs_pidfd_wait(pidfd, 1, &status) == 0 {
+                        reaped = true
+                        initStatus = status
+                        // Init's exit took the whole PID namespace with it; the
+                        // pipes reach EOF as soon as the last writer is gone.
+                        drainDeadline = Posix.monotonicMs() + 2000
+                    }
+                } else if p.fd == reportFD {
+                    let r = read(reportFD, chunk.baseAddress, chunkSize)
+                    if r > 0 {
+                        reportBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<r]))
+                    } else if r == 0 || (errno != EAGAIN && errno != EINTR) {
+                        close(reportFD)
+                        reportFD = -1
+                    }
+                } else if p.fd == stdinFD {
+                    let r = stdinData.withUnsafeBytes {
+                        write(stdinFD, $0.baseAddress! + stdinOffset, min(65536, $0.count - stdinOffset))
+                    }
+                    if r > 0 { stdinOffset += r }
+                    if stdinOffset >= stdinData.count || (r < 0 && errno != EAGAIN && errno != EINTR) {
+                        close(stdinFD)
+                        stdinFD = -1
+                    }
+                } else if let index = streams.firstIndex(where: { $0.fd == p.fd }) {
+                    let r = read(p.fd, chunk.baseAddress, chunkSize)
+                    if r > 0 {
+                        var s = streams[index]
+                        let room = limit - s.bytes.count
+                        let accepted = min(room, r)
+                        if accepted > 0 {
+                            let data = [UInt8](UnsafeRawBufferPointer(rebasing: chunk[0..<accepted]))
+                            s.bytes.append(contentsOf: data)
+                            onOutput(s.stream, data)
+                        }
+                        if r > accepted && !s.truncated {
+                            s.truncated = true
+                            killSandbox(.outputLimit)
+                        }
+                        streams[index] = s
+                    } else if r == 0 || (errno != EAGAIN && errno != EINTR) {
+                        close(p.fd)
+                        streams[index].fd = -1
+                    }
+                }
+            }
+        }
+        for s in streams where s.fd >= 0 { close(s.fd) }
+        if reportFD >= 0 { close(reportFD) }
+        if !reaped {
+            // Drain deadline cannot pass before reaping; this is only reached
+            // if the loop broke otherwise. Make sure init is gone and reaped.
+            _ = cs_pidfd_send_signal(pidfd, SIGKILL)
+            var status: Int32 = 0
+            if cs_pidfd_wait(pidfd, 0, &status) == 0 { initStatus = status }
+        }
+        outcome.stdout = streams[0].bytes
+        outcome.stderr = streams[1].bytes
+        outcome.stdoutTruncated = streams[0].truncated
+        outcome.stderrTruncated = streams[1].truncated
+
+        // Records: the first failure wins; otherwise init's exit report.
+        var failure: SandboxFailure?
+        let size = MemoryLayout<cs_report>.size
+        var offset = 0
+        while offset + size <= reportBytes.count {
+            let record = reportBytes[offset..<offset + size].withUnsafeBytes { $0.loadUnaligned(as: cs_report.self) }
+            offset += size
+            if record.step == Int32(CS_STEP_EXITED.rawValue) {
+                exitStatus = record.value
+            } else if failure == nil {
+                let name = String(cString: cs_step_name(record.step))
+                if record.step == Int32(CS_STEP_MOUNT.rawValue), record.detail >= 0, Int(record.detail) < plan.count {
+                    let op = plan[Int(record.detail)]
+                    failure = SandboxFailure(stage: "mount", errno: record.value,
+                                             message: "mount \(op.insidePath): \(errnoString(record.value))")
+                } else {
+                    failure = SandboxFailure(stage: name, errno: record.value, message: "\(name): \(errnoString(record.value))")
+                }
+            }
+        }
+        return failure
+    }
+}

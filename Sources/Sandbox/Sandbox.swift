@@ -1,1 +1,0 @@
-// Sandbox: filled in by its own commits.

@@ -1,0 +1,247 @@
+// SandboxRuntime: prepared once at daemon start (cgroup backend, seccomp
+// program, /etc skeleton, crash leftovers removed, network namespace pool),
+// then runs any number of executions concurrently, each on its own thread.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSandbox
+import Logging
+import Synchronization
+
+/// Runs commands in sandboxes. Thread-safe; one per daemon (it locks its
+/// state directory). See docs/SECURITY.md for what a sandbox is made of.
+public final class SandboxRuntime: Sendable {
+    let core: RuntimeCore
+    private let registry = Mutex(Registry())
+
+    struct Registry {
+        var shutDown = false
+        var running: [UInt64: CancelSignal] = [:]
+    }
+
+    /// Detects cgroups, compiles the seccomp filter, prepares the /etc
+    /// skeleton, kills and removes what a crashed predecessor left, and
+    /// starts the network namespace pool. Throws when sandboxes could not be
+    /// made safe (no sandbox user, seccomp unavailable, state dir unusable).
+    public init(configuration: SandboxConfiguration, logger: Logger) throws {
+        core = try RuntimeCore(configuration: configuration, logger: logger)
+    }
+
+    /// The layout found at start.
+    public var cgroupLayout: CgroupLayout { core.cgroups.layout }
+    /// Controllers limits are set with (e.g. memory, pids, cpu, cpuacct).
+    public var usableControllers: [String] { core.cgroups.usableControllers }
+    /// Always true once init succeeded: every sandbox gets a user namespace.
+    public var userNamespacesAvailable: Bool { true }
+    /// Always true once init succeeded: the filter compiled and loads per sandbox.
+    public var seccompAvailable: Bool { core.seccomp != nil }
+
+    /// Runs one command to completion. Calls onOutput in order, from one
+    /// thread at a time, as output arrives. Honours Swift task cancellation
+    /// (→ status .cancelled, tree killed). Never blocks a cooperative thread:
+    /// the execution runs on a dedicated thread that resumes the continuation.
+    public func run(
+        _ spec: SandboxSpec,
+        onOutput: @escaping @Sendable (SandboxStream, [UInt8]) -> Void
+    ) async -> SandboxOutcome {
+        guard let cancel = CancelSignal() else {
+            return .failedToStart(SandboxFailure(stage: "eventfd", errno: errno, message: "eventfd: \(errnoString(errno))"))
+        }
+        let serial = core.nextSerial()
+        let admitted = registry.withLock { state -> Bool in
+            guard !state.shutDown else { return false }
+            state.running[serial] = cancel
+            return true
+        }
+        guard admitted else {
+            cancel.close()
+            return .failedToStart(SandboxFailure(stage: "runtime", errno: ESHUTDOWN,
+                                                 message: "runtime: the sandbox runtime is shut down"))
+        }
+        defer {
+            _ = registry.withLock { $0.running.removeValue(forKey: serial) }
+            cancel.close()
+        }
+        let core = self.core
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<SandboxOutcome, Never>) in
+                let r = startDedicatedThread {
+                    let execution = Execution(core: core, spec: spec, serial: serial, cancel: cancel, onOutput: onOutput)
+                    continuation.resume(returning: execution.run())
+                }
+                if r != 0 {
+                    continuation.resume(returning: .failedToStart(
+                        SandboxFailure(stage: "pthread_create", errno: r, message: "pthread_create: \(errnoString(r))")))
+                }
+            }
+        } onCancel: {
+            cancel.fire()
+        }
+    }
+
+    /// Stops the network namespace pool and kills every running sandbox
+    /// (their runs return `cancelled`). Later runs fail to start.
+    public func shutdown() {
+        let running = registry.withLock { state -> [CancelSignal] in
+            state.shutDown = true
+            return Array(state.running.values)
+        }
+        for cancel in running { cancel.fire() }
+        core.netnsPool.stop()
+    }
+}
+
+/// An eventfd the execution loop polls; fired by task cancellation or shutdown.
+final class CancelSignal: Sendable {
+    private let fd: Mutex<Int32>
+
+    init?() {
+        let fd = cs_eventfd()
+        guard fd >= 0 else { return nil }
+        self.fd = Mutex(fd)
+    }
+
+    /// The fd to poll, valid until close().
+    var descriptor: Int32 { fd.withLock { $0 } }
+
+    func fire() {
+        fd.withLock { fd in
+            guard fd >= 0 else { return }
+            var one: UInt64 = 1
+            _ = write(fd, &one, 8)
+        }
+    }
+
+    var isFired: Bool {
+        fd.withLock { fd in
+            guard fd >= 0 else { return false }
+            var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+            return poll(&pfd, 1, 0) == 1
+        }
+    }
+
+    func close() {
+        fd.withLock { fd in
+            if fd >= 0 { Glibc.close(fd) }
+            fd = -1
+        }
+    }
+}
+
+/// The runtime's immutable state, shared by every execution.
+final class RuntimeCore: @unchecked Sendable {
+    // @unchecked: every stored property is immutable after init; `seccomp`
+    // points to a program that is only read (by cs_spawn) until deinit, and
+    // NetnsPool is thread-safe; `serial` is atomic.
+    let configuration: SandboxConfiguration
+    let logger: Logger
+    let hostUID: UInt32
+    let hostGID: UInt32
+    let cgroups: any CgroupBackend
+    let seccomp: UnsafeMutableRawPointer?
+    let host: HostLayout
+    let etcSkeleton: String
+    let rootMountPoint: String
+    let capLastCap: Int32
+    let netnsPool: NetnsPool
+    private let lockFD: Int32
+    private let serial = Atomic<UInt64>(0)
+
+    init(configuration: SandboxConfiguration, logger: Logger) throws {
+        self.configuration = configuration
+        self.logger = logger
+
+        // The sandbox user: a dedicated, unprivileged host account.
+        guard let pw = getpwnam(configuration.sandboxUser) else {
+            throw SandboxRuntimeError.sandboxUserMissing(configuration.sandboxUser)
+        }
+        hostUID = pw.pointee.pw_uid
+        hostGID = getgrnam(configuration.sandboxUser)?.pointee.gr_gid ?? pw.pointee.pw_gid
+        guard hostUID != 0, hostGID != 0 else { throw SandboxRuntimeError.sandboxUserIsRoot(configuration.sandboxUser) }
+
+        // State: <state>/sandbox/{lock, etc, root}; one runtime per directory.
+        let base = normalize(configuration.stateDirectory) + "/sandbox"
+        do {
+            try Posix.makeDirectories(base, mode: 0o711)
+        } catch {
+            throw SandboxRuntimeError.stateDirectory(path: error.path, operation: error.call, errno: error.errno)
+        }
+        let lockPath = base + "/lock"
+        lockFD = open(lockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard lockFD >= 0 else { throw SandboxRuntimeError.stateDirectory(path: lockPath, operation: "open", errno: errno) }
+        guard flock(lockFD, LOCK_EX | LOCK_NB) == 0 else {
+            close(lockFD)
+            throw SandboxRuntimeError.stateDirectoryInUse(base)
+        }
+        etcSkeleton = base + "/etc"
+        rootMountPoint = base + "/root"
+        do {
+            try EtcSkeleton.build(at: etcSkeleton, insideUID: configuration.insideUID, hostname: configuration.hostname)
+            // The root mount point must be an empty directory; a crash leaves
+            // nothing here (every mount lived in a sandbox's namespace).
+            rmdir(rootMountPoint)
+            try Posix.makeDirectory(rootMountPoint, mode: 0o700)
+        } catch {
+            close(lockFD)
+            throw SandboxRuntimeError.stateDirectory(path: error.path, operation: error.call, errno: error.errno)
+        }
+
+        var prog: UnsafeMutableRawPointer?
+        let r = cs_seccomp_compile(&prog)
+        guard r == 0, let prog else {
+            close(lockFD)
+            throw SandboxRuntimeError.seccompCompile(errno: -r)
+        }
+        seccomp = prog
+
+        host = HostLayout.probe()
+        capLastCap = cs_cap_last_cap()
+
+        // Sandbox cgroups are named after the state directory, so two
+        // runtimes with different state directories never clean up each
+        // other's sandboxes, and a restarted daemon finds its predecessor's.
+        var notes: [String] = []
+        cgroups = CgroupDetection.detect(
+            sandboxParentName: "toold-sandboxes-" + stableHash(base),
+            override: configuration.cgroupRootOverride,
+            notes: &notes
+        )
+        for note in notes { logger.warning("cgroup detection", metadata: ["toold.note": "\(note)"]) }
+        let leftovers = cgroups.removeLeftovers()
+        if leftovers > 0 {
+            logger.warning("removed sandbox cgroups left by a previous run", metadata: ["toold.count": "\(leftovers)"])
+        }
+        netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), logger: logger)
+        logger.info(
+            "sandbox runtime ready",
+            metadata: [
+                "toold.cgroup_layout": "\(cgroups.layout.rawValue)",
+                "toold.cgroup_controllers": "\(cgroups.usableControllers.joined(separator: ","))",
+                "toold.seccomp_instructions": "\(cs_seccomp_length(prog))",
+                "toold.sandbox_uid": "\(hostUID)",
+                "toold.netns_pool": "\(configuration.netnsPoolSize)",
+            ]
+        )
+    }
+
+    func nextSerial() -> UInt64 {
+        serial.wrappingAdd(1, ordering: .relaxed).newValue
+    }
+
+    deinit {
+        netnsPool.stop()
+        cs_seccomp_free(seccomp)
+        close(lockFD)
+    }
+}
+
+/// FNV-1a, 8 hex digits: stable across runs (unlike Hasher).
+func stableHash(_ s: String) -> String {
+    var h: UInt32 = 0x811c_9dc5
+    for b in s.utf8 {
+        h ^= UInt32(b)
+        h = h &* 0x0100_0193
+    }
+    let hex = String(h, radix: 16)
+    return String(repeating: "0", count: 8 - hex.count) + hex
+}

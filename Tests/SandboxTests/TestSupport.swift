@@ -1,0 +1,78 @@
+import Foundation
+import Logging
+import Sandbox
+import Synchronization
+
+/// One runtime for the whole suite (a runtime locks its state directory),
+/// created on first use. Creates the sandbox user when the machine lacks it.
+enum TestRuntime {
+    static let stateDirectory = "/tmp/toold-sandbox-tests"
+
+    static let shared: SandboxRuntime = {
+        ensureSandboxUser()
+        var logger = Logger(label: "toold.sandbox.tests")
+        logger.logLevel = .warning
+        do {
+            return try SandboxRuntime(
+                configuration: SandboxConfiguration(stateDirectory: stateDirectory, netnsPoolSize: 4),
+                logger: logger
+            )
+        } catch {
+            fatalError("SandboxRuntime: \(error)")
+        }
+    }()
+
+    static func ensureSandboxUser(_ name: String = "toold-sandbox") {
+        if getpwnam(name) != nil { return }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/useradd")
+        p.arguments = ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", "--user-group", name]
+        try? p.run()
+        p.waitUntilExit()
+    }
+}
+
+/// Collects streamed chunks in arrival order.
+final class ChunkLog: Sendable {
+    private let chunks = Mutex<[(SandboxStream, [UInt8])]>([])
+
+    var handler: @Sendable (SandboxStream, [UInt8]) -> Void {
+        { [self] stream, bytes in chunks.withLock { $0.append((stream, bytes)) } }
+    }
+
+    var all: [(SandboxStream, [UInt8])] { chunks.withLock { $0 } }
+}
+
+func spec(
+    _ argv: [String],
+    stdin: [UInt8]? = nil,
+    env: [String: String] = ["PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": "/workspace", "LANG": "C.UTF-8", "TMPDIR": "/tmp"],
+    cwd: String = "/workspace",
+    limits: SandboxLimits = SandboxLimits(),
+    timeout: Duration = .seconds(20),
+    id: String = #function
+) -> SandboxSpec {
+    SandboxSpec(
+        executionID: id,
+        argv: argv,
+        environment: env,
+        workingDirectory: cwd,
+        stdin: stdin,
+        limits: limits,
+        timeout: timeout
+    )
+}
+
+func sh(_ script: String, stdin: [UInt8]? = nil, limits: SandboxLimits = SandboxLimits(), timeout: Duration = .seconds(20),
+        id: String = #function) -> SandboxSpec {
+    spec(["/bin/sh", "-c", script], stdin: stdin, limits: limits, timeout: timeout, id: id)
+}
+
+func run(_ s: SandboxSpec) async -> SandboxOutcome {
+    await TestRuntime.shared.run(s) { _, _ in }
+}
+
+extension SandboxOutcome {
+    var out: String { String(decoding: stdout, as: UTF8.self) }
+    var err: String { String(decoding: stderr, as: UTF8.self) }
+}
