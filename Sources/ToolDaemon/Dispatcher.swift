@@ -3,20 +3,39 @@ import Logging
 import ToolEngine
 import ToolProtocol
 
+/// What a method handler gets besides its params: who is calling, and the connection (for notifications).
+struct RequestContext: Sendable {
+    let caller: CallerIdentity
+    let connection: Connection
+    /// True for a JSON-RPC notification (nobody will read a result).
+    let isNotification: Bool
+}
+
+/// One method: decodes its params, does its work, returns its result as JSON.
+typealias MethodHandler = @Sendable (_ params: JSONValue?, _ context: RequestContext) async throws(RPCError) -> JSONValue
+
 /// Routes each request to its method and maps every failure to a JSON-RPC error in one place.
-/// Handlers receive the caller's identity; there is no anonymous path.
+/// Handlers receive the caller's identity; there is no anonymous path. Each feature contributes its
+/// routes from its own file (`Methods+Exec.swift`, …), assembled in `init`.
 final class Dispatcher: Sendable {
     let executions: ExecutionService
     let startedAt: ContinuousClock.Instant
     let logger: Logger
-    /// Set once the server exists; used to refuse new work while draining.
     private let drainingCheck: @Sendable () -> Bool
+    private let routes: [String: MethodHandler]
 
     init(executions: ExecutionService, logger: Logger, draining: @escaping @Sendable () -> Bool) {
         self.executions = executions
         self.startedAt = .now
         self.logger = logger
         self.drainingCheck = draining
+        var routes: [String: MethodHandler] = [:]
+        for (name, handler) in Self.statusRoutes(startedAt: startedAt, executions: executions)
+            .merging(Self.execRoutes(executions: executions), uniquingKeysWith: { a, _ in a })
+        {
+            routes[name] = handler
+        }
+        self.routes = routes
     }
 
     /// The response for one member of a frame; nil for notifications.
@@ -33,60 +52,21 @@ final class Dispatcher: Sendable {
 
     func handle(_ request: RPCRequest, caller: CallerIdentity, connection: Connection) async -> Result<JSONValue, RPCError> {
         if drainingCheck() { return .failure(.shuttingDown()) }
+        guard let handler = routes[request.method] else { return .failure(.methodNotFound(request.method)) }
+        let context = RequestContext(caller: caller, connection: connection, isNotification: request.isNotification)
         do {
-            switch request.method {
-            case RPCMethod.daemonStatus:
-                _ = try ParamsDecoding.decode(NoParams.self, from: request.params)
-                return .success(try encode(status(caller: caller)))
-            case RPCMethod.exec:
-                let params = try ParamsDecoding.decode(ExecParams.self, from: request.params)
-                let stream = params.stream == true && !request.isNotification
-                var onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
-                var onStart: (@Sendable (String) -> Void)? = nil
-                if stream {
-                    onStart = { id in
-                        connection.sendNotification(method: RPCMethod.execStarted, params: ["execution_id": .string(id)])
-                    }
-                    onOutput = { id, name, bytes in
-                        let note = ExecOutputNotification(executionId: id, stream: name, bytes: bytes)
-                        if let json = try? JSONCoding.toJSON(note) {
-                            connection.sendNotification(method: RPCMethod.execOutput, params: json)
-                        }
-                    }
-                }
-                let result = try await executions.execute(params, caller: caller, onStart: onStart, onOutput: onOutput)
-                return .success(try encode(result))
-            case RPCMethod.execCancel:
-                let params = try ParamsDecoding.decode(ExecCancelParams.self, from: request.params)
-                let cancelled = try executions.cancel(executionID: params.executionId, caller: caller)
-                return .success(try encode(ExecCancelResult(cancelled: cancelled)))
-            default:
-                return .failure(.methodNotFound(request.method))
-            }
+            return .success(try await handler(request.params, context))
         } catch {
             return .failure(error)
         }
     }
+}
 
-    func status(caller: CallerIdentity) -> DaemonStatusResult {
-        let runtime = executions.runtime
-        return DaemonStatusResult(
-            version: TooldVersion.current,
-            uptimeMs: Int64((ContinuousClock.now - startedAt) / .milliseconds(1)),
-            pid: getpid(),
-            caller: caller,
-            cgroup: CgroupStatus(layout: runtime.cgroupLayout.rawValue, controllers: runtime.usableControllers),
-            sandbox: SandboxFeatures(userNamespaces: runtime.userNamespacesAvailable, seccomp: runtime.seccompAvailable),
-            executions: executions.counts)
-    }
-
-    /// Result types always encode; a failure here is a bug, reported without a stack trace.
-    private func encode<T: Encodable>(_ value: T) throws(RPCError) -> JSONValue {
-        do {
-            return try JSONCoding.toJSON(value)
-        } catch {
-            logger.error("cannot encode a result", metadata: ["toold.error": "\(error)"])
-            throw .internalError("the result could not be encoded")
-        }
+/// Result types always encode; a failure here is a bug, reported without a stack trace.
+func encodeResult<T: Encodable>(_ value: T) throws(RPCError) -> JSONValue {
+    do {
+        return try JSONCoding.toJSON(value)
+    } catch {
+        throw .internalError("the result could not be encoded: \(error)")
     }
 }

@@ -1,0 +1,25 @@
+import Foundation
+import ToolEngine
+import ToolProtocol
+
+extension Dispatcher {
+    /// `daemon.status`: version, uptime, the caller, what the sandbox can do here, executions in progress.
+    static func statusRoutes(startedAt: ContinuousClock.Instant, executions: ExecutionService) -> [String: MethodHandler] {
+        [
+            RPCMethod.daemonStatus: { params, context throws(RPCError) in
+                _ = try ParamsDecoding.decode(NoParams.self, from: params)
+                let runtime = executions.runtime
+                return try encodeResult(
+                    DaemonStatusResult(
+                        version: TooldVersion.current,
+                        uptimeMs: Int64((ContinuousClock.now - startedAt) / .milliseconds(1)),
+                        pid: getpid(),
+                        caller: context.caller,
+                        cgroup: CgroupStatus(layout: runtime.cgroupLayout.rawValue, controllers: runtime.usableControllers),
+                        sandbox: SandboxFeatures(
+                            userNamespaces: runtime.userNamespacesAvailable, seccomp: runtime.seccompAvailable),
+                        executions: executions.counts))
+            }
+        ]
+    }
+}
