@@ -111,12 +111,12 @@ struct Evaluator {
             valid = false
             report("type", nil, "expected \(types.names), got \(value.typeName)")
         }
-        if let expected = node.pointee.constValue, expected != value {
+        if let expected = node.pointee.constValue, !jsonEqual(expected, value) {
             guard reporting else { return false }
             valid = false
             report("const", nil, "must be equal to \(describeValue(expected))")
         }
-        if let allowed = node.pointee.enumValues, !allowed.contains(value) {
+        if let allowed = node.pointee.enumValues, !allowed.contains(where: { jsonEqual($0, value) }) {
             guard reporting else { return false }
             valid = false
             report("enum", nil, "must be one of \(Self.describeList(allowed))")
@@ -583,11 +583,11 @@ struct Evaluator {
             let rules = nodes[id]
             if let flag = rules.boolean { return !flag }
             if let types = rules.types, types.isDisjoint(with: JSONTypeSet(of: value)) { return true }
-            if let constant = rules.constValue, constant != value { return true }
-            if let allowed = rules.enumValues, !allowed.contains(value) { return true }
+            if let constant = rules.constValue, !jsonEqual(constant, value) { return true }
+            if let allowed = rules.enumValues, !allowed.contains(where: { jsonEqual($0, value) }) { return true }
             if case .object(let members) = value, let object = rules.object {
                 for (key, schema) in object.properties {
-                    if let member = members[key], let constant = nodes[schema].constValue, constant != member {
+                    if let member = members[key], let constant = nodes[schema].constValue, !jsonEqual(constant, member) {
                         return true
                     }
                 }
@@ -621,14 +621,14 @@ struct Evaluator {
     static func firstDuplicate(_ elements: [JSONValue]) -> (Int, Int)? {
         if elements.count < 16 {
             for i in elements.indices {
-                for j in (i + 1)..<elements.count where elements[i] == elements[j] { return (i, j) }
+                for j in (i + 1)..<elements.count where jsonEqual(elements[i], elements[j]) { return (i, j) }
             }
             return nil
         }
-        var seen: [JSONValue: Int] = [:]
+        var seen: [JSONKey: Int] = [:]
         seen.reserveCapacity(elements.count)
         for (index, element) in elements.enumerated() {
-            if let earlier = seen.updateValue(index, forKey: element) { return (earlier, index) }
+            if let earlier = seen.updateValue(index, forKey: JSONKey(value: element)) { return (earlier, index) }
         }
         return nil
     }

@@ -73,8 +73,8 @@ struct JSONTypeSet: OptionSet, Sendable {
 
     /// In the order messages list them.
     static let named: [(String, JSONTypeSet)] = [
-        ("null", .null), ("boolean", .boolean), ("object", .object), ("array", .array), ("number", .number),
-        ("string", .string), ("integer", .integer),
+        ("null", .null), ("boolean", .boolean), ("integer", .integer), ("number", .number), ("string", .string),
+        ("array", .array), ("object", .object),
     ]
 
     init(rawValue: UInt8) { self.rawValue = rawValue }
