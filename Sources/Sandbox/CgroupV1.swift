@@ -115,13 +115,18 @@ struct CgroupV1: CgroupBackend {
         if let firstError { throw firstError }
     }
 
-    func removeLeftovers() -> Int {
+    func liveSandboxes() -> [String] {
         var names = Set<String>()
         for parent in hierarchyParents {
             for name in Posix.directoryEntries(parent) where Posix.fileType(parent + "/" + name) == S_IFDIR {
                 names.insert(name)
             }
         }
+        return names.sorted()
+    }
+
+    func removeLeftovers() -> Int {
+        let names = liveSandboxes()
         for name in names {
             let cgroup = SandboxCgroup(name: name, directories: hierarchyParents.map { $0 + "/" + name })
             killAll(cgroup)

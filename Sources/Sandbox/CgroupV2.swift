@@ -125,6 +125,10 @@ struct CgroupV2: CgroupBackend {
         for dir in cgroup.directories { try CgroupFiles.removeDirectory(dir) }
     }
 
+    func liveSandboxes() -> [String] {
+        Posix.directoryEntries(parent).filter { Posix.fileType(parent + "/" + $0) == S_IFDIR }.sorted()
+    }
+
     func removeLeftovers() -> Int {
         var count = 0
         for name in Posix.directoryEntries(parent) where Posix.fileType(parent + "/" + name) == S_IFDIR {

@@ -34,6 +34,8 @@ protocol CgroupBackend: Sendable {
     func remove(_ cgroup: SandboxCgroup) throws(SyscallError)
     /// Kills and removes every sandbox cgroup a previous run left behind.
     func removeLeftovers() -> Int
+    /// Names of the sandbox cgroups that exist now.
+    func liveSandboxes() -> [String]
 }
 
 /// Used when no cgroup filesystem is usable (and limits are not required).
@@ -47,6 +49,7 @@ struct NoCgroups: CgroupBackend {
     func killAll(_ cgroup: SandboxCgroup) {}
     func remove(_ cgroup: SandboxCgroup) throws(SyscallError) {}
     func removeLeftovers() -> Int { 0 }
+    func liveSandboxes() -> [String] { [] }
 }
 
 /// One line of /proc/self/mountinfo that mounts a cgroup filesystem.

@@ -168,10 +168,12 @@ final class Execution {
     private func spawnAndWait(cgroup: SandboxCgroup) -> SandboxOutcome {
         var toClose: [Int32] = []
         defer { for fd in toClose { close(fd) } }
-        guard let out = makePipe(childReads: false), let err = makePipe(childReads: false),
-            let report = makePipe(childReads: false)
-        else { return failure("pipe2", errno) }
-        toClose += [out.parent, out.child, err.parent, err.child, report.parent, report.child]
+        guard let out = makePipe(childReads: false) else { return failure("pipe2", errno) }
+        toClose += [out.parent, out.child]
+        guard let err = makePipe(childReads: false) else { return failure("pipe2", errno) }
+        toClose += [err.parent, err.child]
+        guard let report = makePipe(childReads: false) else { return failure("pipe2", errno) }
+        toClose += [report.parent, report.child]
         var stdinParent: Int32 = -1
         var stdinChild: Int32
         if spec.stdin != nil {
@@ -255,7 +257,8 @@ final class Execution {
             toClose.removeAll { $0 == fd }
         }
         guard pid > 0 else { return failure("clone", -pid) }
-        toClose.append(pidfd)
+        // From here the loop owns (and closes) the parent ends; we own the pidfd.
+        toClose = [pidfd]
         withExtendedLifetime(arena) {}
 
         var outcome = SandboxOutcome(status: .exited)
@@ -268,7 +271,6 @@ final class Execution {
             outcome: &outcome,
             plan: plan
         )
-        // stdinParent may have been closed by the loop; loop marks it -1 in toClose.
         outcome.durationMs = Int((Posix.monotonicNs() - start) / 1_000_000)
         if let failureRecord {
             var failed = SandboxOutcome.failedToStart(failureRecord, durationMs: outcome.durationMs)
@@ -361,11 +363,17 @@ final class Execution {
                     killSandbox(.cancelled)
                 } else if p.fd == pidfd {
                     var status: Int32 = 0
-                    if cs_pidfd_wait(pidfd, 1, &status) == 0 {
+                    let r = cs_pidfd_wait(pidfd, 1, &status)
+                    if r == 0 {
                         reaped = true
                         initStatus = status
                         // Init's exit took the whole PID namespace with it; the
                         // pipes reach EOF as soon as the last writer is gone.
+                        drainDeadline = Posix.monotonicMs() + 2000
+                    } else if r < 0 {
+                        // Cannot happen with a valid pidfd; never spin on it.
+                        logger.error("waitid on init's pidfd failed", metadata: ["toold.errno": "\(errnoString(-r))"])
+                        reaped = true
                         drainDeadline = Posix.monotonicMs() + 2000
                     }
                 } else if p.fd == reportFD {

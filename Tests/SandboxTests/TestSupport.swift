@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Sandbox
+@testable import Sandbox
 import Synchronization
 
 /// One runtime for the whole suite (a runtime locks its state directory),
@@ -75,4 +75,19 @@ func run(_ s: SandboxSpec) async -> SandboxOutcome {
 extension SandboxOutcome {
     var out: String { String(decoding: stdout, as: UTF8.self) }
     var err: String { String(decoding: stderr, as: UTF8.self) }
+}
+
+/// Whether any sandbox cgroup of an execution with this id still exists.
+func cgroupExists(forExecution id: String) -> Bool {
+    TestRuntime.shared.core.cgroups.liveSandboxes().contains { $0.hasSuffix("-" + id) }
+}
+
+/// Host pids whose command line contains `needle`.
+func hostProcesses(containing needle: String) -> [Int32] {
+    let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+    return entries.compactMap { Int32($0) }.filter { pid in
+        guard let data = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") else { return false }
+        let text = String(decoding: data.map { $0 == 0 ? 0x20 : $0 }, as: UTF8.self)
+        return text.contains(needle)
+    }
 }
