@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <string.h>
+#include <time.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -96,10 +97,21 @@ static int no_new_privs(void) {
     return prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ? -errno : 0;
 }
 
+static struct timespec clone_time;
+
+static void trace(const struct cs_spawn_config *c, int32_t step) {
+    if (!c->trace_steps) return;
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    int64_t us = (now.tv_sec - clone_time.tv_sec) * 1000000 + (now.tv_nsec - clone_time.tv_nsec) / 1000;
+    cs_report_write(c->report_fd, CS_STEP_TRACE, (int32_t)us, step);
+}
+
 #define STEP(step, call)                                  \
     do {                                                  \
         int r_ = (call);                                  \
         if (r_ < 0) cs_fail(c, (step), r_, -1);           \
+        trace(c, (step));                                 \
     } while (0)
 
 // The whole child setup, one step a line. The order is the design:
@@ -134,6 +146,7 @@ static _Noreturn void child_main(const struct cs_spawn_config *c) {
         int32_t op = -1;
         int r = cs_mount_plan(c, &op);
         if (r < 0) cs_fail(c, CS_STEP_MOUNT, r, op);
+        trace(c, CS_STEP_MOUNT);
     }
     STEP(CS_STEP_PIVOT_ROOT, cs_pivot_root(c->root_dir));
     STEP(CS_STEP_UMOUNT_OLD_ROOT, cs_detach_old_root());
@@ -147,6 +160,7 @@ static _Noreturn void child_main(const struct cs_spawn_config *c) {
         if (r == 0) r = cs_enter_user_namespace(c, &step);
         if (r == 0) r = cs_drop_capabilities(c, &step);
         if (r < 0) cs_fail(c, step, r, -1);
+        trace(c, CS_STEP_CAPSET);
     }
     // Required for an unprivileged seccomp filter; also stops setuid gains.
     STEP(CS_STEP_NO_NEW_PRIVS, no_new_privs());
@@ -164,6 +178,7 @@ pid_t cs_spawn(const struct cs_spawn_config *c, int *pidfd) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     int fd = -1;
+    if (c->trace_steps) clock_gettime(CLOCK_MONOTONIC, &clone_time);
     // Exit signal 0: no SIGCHLD to the daemon, and a waitpid(-1) elsewhere in
     // the daemon cannot reap it (needs __WALL); we wait on the pidfd.
     long pid = syscall(SYS_clone, flags, NULL, &fd, NULL, NULL);

@@ -67,21 +67,29 @@ final class Execution {
                 "cgroup: memory and pids controllers are required but not usable (layout \(core.cgroups.layout.rawValue), usable: \(controllers.isEmpty ? "none" : controllers.joined(separator: ",")))"
             )
         }
+        let t0 = Posix.monotonicNs()
         let cgroup: SandboxCgroup
         do {
             cgroup = try core.cgroups.create(name: cgroupName, limits: spec.limits)
         } catch {
             return failure("cgroup", error.errno, "cgroup: \(error)")
         }
+        let t1 = Posix.monotonicNs()
         var outcome = spawnAndWait(cgroup: cgroup)
+        let t2 = Posix.monotonicNs()
         // Accounting first (the counters go with the directory), then make
         // sure nothing is left, then remove.
         let stats = core.cgroups.stats(cgroup)
         core.cgroups.killAll(cgroup)
+        let t3 = Posix.monotonicNs()
         do {
             try core.cgroups.remove(cgroup)
         } catch {
             logger.error("removing a sandbox cgroup failed", metadata: ["toold.error": "\(error)"])
+        }
+        let t4 = Posix.monotonicNs()
+        if traceTimings {
+            print("TRACE create=\((t1-t0)/1000)us spawnwait=\((t2-t1)/1000)us stats+kill=\((t3-t2)/1000)us remove=\((t4-t3)/1000)us \(traceDetail)")
         }
         if outcome.status != .failedToStart {
             classify(&outcome, stats: stats)
@@ -89,6 +97,9 @@ final class Execution {
         return outcome
     }
 
+    private let traceTimings = getenv("TOOLD_SANDBOX_TRACE") != nil
+    private var traceDetail = ""
+    private var traceStartUs: UInt64 = 0
     // Raw result of the loop, classified afterwards with the cgroup's stats.
     private var exitStatus: Int32?
     private var initStatus: Int32?
@@ -247,8 +258,10 @@ final class Execution {
         config.argv = UnsafePointer(arena.stringArray(spec.argv))
         config.envp = UnsafePointer(arena.stringArray(env))
         config.cwd = UnsafePointer(arena.string(spec.workingDirectory))
+        config.trace_steps = traceTimings ? 1 : 0
 
         let start = Posix.monotonicNs()
+        traceStartUs = start / 1000
         var pidfd: Int32 = -1
         let pid = cs_spawn(&config, &pidfd)
         // The child has its copies; ours of its ends would hide EOF.
@@ -261,6 +274,7 @@ final class Execution {
         toClose = [pidfd]
         withExtendedLifetime(arena) {}
 
+        let spawned = Posix.monotonicNs()
         var outcome = SandboxOutcome(status: .exited)
         let failureRecord = loop(
             pidfd: pidfd,
@@ -272,6 +286,7 @@ final class Execution {
             plan: plan
         )
         outcome.durationMs = Int((Posix.monotonicNs() - start) / 1_000_000)
+        if traceTimings { traceDetail = "clone=\((spawned - start)/1000)us loop=\((Posix.monotonicNs() - spawned)/1000)us netns=\(netns >= 0)" + traceDetail }
         if let failureRecord {
             var failed = SandboxOutcome.failedToStart(failureRecord, durationMs: outcome.durationMs)
             failed.stdout = outcome.stdout
@@ -365,6 +380,7 @@ final class Execution {
                     var status: Int32 = 0
                     let r = cs_pidfd_wait(pidfd, 1, &status)
                     if r == 0 {
+                        if traceTimings { traceDetail += " reaped@\(Posix.monotonicNs() / 1000 - traceStartUs)" }
                         reaped = true
                         initStatus = status
                         // Init's exit took the whole PID namespace with it; the
@@ -379,6 +395,7 @@ final class Execution {
                 } else if p.fd == reportFD {
                     let r = read(reportFD, chunk.baseAddress, chunkSize)
                     if r > 0 {
+                        if traceTimings { traceDetail += " report@\(Posix.monotonicNs() / 1000 - traceStartUs)" }
                         reportBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<r]))
                     } else if r == 0 || (errno != EAGAIN && errno != EINTR) {
                         close(reportFD)
@@ -439,6 +456,8 @@ final class Execution {
             offset += size
             if record.step == Int32(CS_STEP_EXITED.rawValue) {
                 exitStatus = record.value
+            } else if record.step == Int32(CS_STEP_TRACE.rawValue) {
+                traceDetail += " \(String(cString: cs_step_name(record.detail)))@\(record.value)"
             } else if failure == nil {
                 let name = String(cString: cs_step_name(record.step))
                 if record.step == Int32(CS_STEP_MOUNT.rawValue), record.detail >= 0, Int(record.detail) < plan.count {

@@ -54,6 +54,9 @@ enum cs_step {
     CS_STEP_WAIT,
     /// Not a failure: the command ended; value is its wait status.
     CS_STEP_EXITED = 1000,
+    /// Not a failure: with trace_steps, one per step, detail = step, value =
+    /// microseconds since clone when the step finished.
+    CS_STEP_TRACE = 1001,
 };
 
 /// Returns the name of a step as it appears in failure messages.
@@ -138,6 +141,8 @@ struct cs_spawn_config {
     char *const *argv;
     char *const *envp;
     const char *cwd;
+    /// Non-zero: report a CS_STEP_TRACE record after every setup step.
+    int trace_steps;
 };
 
 /// Clones the sandbox init. Returns its host pid (>0) and stores an O_CLOEXEC
