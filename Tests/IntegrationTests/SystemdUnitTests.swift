@@ -248,6 +248,7 @@ struct SystemdUnitTests {
             "ProtectKernelTunables", "ProtectKernelLogs", "ProtectProc", "ProcSubset", "ProtectControlGroups",
             "RestrictNamespaces", "PrivateUsers", "SystemCallFilter", "RestrictAddressFamilies",
             "MemoryDenyWriteExecute", "LockPersonality", "PrivateDevices", "DynamicUser", "User",
+            "ProtectHostname", "ProtectClock", "ProtectKernelModules", "SystemCallArchitectures",
         ] {
             #expect(!service.contains { $0.hasPrefix(key + "=") }, "toold.service must not set \(key)=")
         }
