@@ -131,16 +131,16 @@ struct Evaluator {
         }
         switch value {
         case .int, .double:
-            if let rules = node.pointee.number { valid = checkNumber(rules, value) && valid }
+            if let rules = node.pointee.number { valid = checkNumber(rules.value, value) && valid }
         case .string(let text):
-            if let rules = node.pointee.string { valid = checkString(rules, text) && valid }
+            if let rules = node.pointee.string { valid = checkString(rules.value, text) && valid }
         case .array(let elements):
             if let rules = node.pointee.array {
-                valid = evaluateArray(rules, elements, collect: collect, &annotations) && valid
+                valid = evaluateArray(rules.value, elements, collect: collect, &annotations) && valid
             }
         case .object(let members):
             if let rules = node.pointee.object {
-                valid = evaluateObject(rules, members, value, collect: collect, &annotations) && valid
+                valid = evaluateObject(rules.value, members, value, collect: collect, &annotations) && valid
             }
         case .null, .bool:
             break
@@ -455,24 +455,14 @@ struct Evaluator {
             }
         }
         if rules.appliesToMembers {
-            for key in memberKeys(members) {
-                let member = members[key]!
-                var evaluated = false
-                if let schema = rules.properties[key] {
-                    evaluated = true
-                    valid = applyToMember(schema, key, member, "properties", .key(key)) && valid
+            if reporting {
+                for key in members.keys.sorted() {
+                    valid = evaluateMember(rules, key, members[key]!, collect: collect, &annotations) && valid
                 }
-                for entry in rules.patternProperties where entry.pattern.matches(key) {
-                    evaluated = true
-                    valid = applyToMember(entry.schema, key, member, "patternProperties", .key(entry.pattern.source))
-                        && valid
+            } else {
+                for (key, member) in members {
+                    guard evaluateMember(rules, key, member, collect: collect, &annotations) else { return false }
                 }
-                if !evaluated, let schema = rules.additionalProperties {
-                    valid = applyToMember(schema, key, member, "additionalProperties", nil) && valid
-                } else if evaluated && collect {
-                    annotations.properties.insert(key)
-                }
-                if !valid && !reporting { return false }
             }
             if collect && rules.additionalProperties != nil { annotations.allProperties = true }
         }
@@ -482,6 +472,30 @@ struct Evaluator {
                     dependency.schema, value, "dependentSchemas", .key(dependency.property), collect: collect,
                     &annotations) && valid
             if !valid && !reporting { return false }
+        }
+        return valid
+    }
+
+    /// `properties`, `patternProperties` and `additionalProperties` for one member.
+    private mutating func evaluateMember(
+        _ rules: ObjectRules, _ key: String, _ member: JSONValue, collect: Bool, _ annotations: inout Annotations
+    ) -> Bool {
+        var valid = true
+        var evaluated = false
+        if let schema = rules.properties[key] {
+            evaluated = true
+            valid = applyToMember(schema, key, member, "properties", .key(key))
+            if !valid && !reporting { return false }
+        }
+        for entry in rules.patternProperties where entry.pattern.matches(key) {
+            evaluated = true
+            valid = applyToMember(entry.schema, key, member, "patternProperties", .key(entry.pattern.source)) && valid
+            if !valid && !reporting { return false }
+        }
+        if !evaluated, let schema = rules.additionalProperties {
+            valid = applyToMember(schema, key, member, "additionalProperties", nil) && valid
+        } else if evaluated && collect {
+            annotations.properties.insert(key)
         }
         return valid
     }
@@ -586,7 +600,7 @@ struct Evaluator {
             if let constant = rules.constValue, !jsonEqual(constant, value) { return true }
             if let allowed = rules.enumValues, !allowed.contains(where: { jsonEqual($0, value) }) { return true }
             if case .object(let members) = value, let object = rules.object {
-                for (key, schema) in object.properties {
+                for (key, schema) in object.value.properties {
                     if let member = members[key], let constant = nodes[schema].constValue, !jsonEqual(constant, member) {
                         return true
                     }

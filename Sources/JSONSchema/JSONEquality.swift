@@ -9,14 +9,14 @@ import ToolProtocol
 func jsonEqual(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
     switch (lhs, rhs) {
     case (.string(let a), .string(let b)):
-        return a.utf8.elementsEqual(b.utf8)
+        return sameCodePoints(a, b)
     case (.array(let a), .array(let b)):
         return a.count == b.count && zip(a, b).allSatisfy(jsonEqual)
     case (.object(let a), .object(let b)):
         guard a.count == b.count else { return false }
         for (key, value) in a {
             // Dictionary lookup is by canonical equivalence too; insist on the identical key.
-            guard let index = b.index(forKey: key), b.keys[index].utf8.elementsEqual(key.utf8),
+            guard let index = b.index(forKey: key), sameCodePoints(b.keys[index], key),
                 jsonEqual(value, b.values[index])
             else { return false }
         }
@@ -24,6 +24,13 @@ func jsonEqual(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
     default:
         return lhs == rhs
     }
+}
+
+/// Whether two strings have the same code points, i.e. the same UTF-8 bytes.
+func sameCodePoints(_ a: String, _ b: String) -> Bool {
+    var a = a
+    var b = b
+    return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && x.elementsEqual(y) } }
 }
 
 /// A `JSONValue` hashed by `JSONValue`'s hash and compared with `jsonEqual`. Values equal by code points

@@ -12,16 +12,28 @@ struct Pattern: Sendable {
     /// The pattern as written in the schema, used in error messages.
     let source: String
     private let regex: SendableRegex
+    /// Set when the pattern is simple enough to match without ICU (most tool-schema patterns are).
+    private let simple: SimplePattern?
 
     init?(_ source: String) {
+        // ICU compiles every pattern, simple or not, so that an invalid one is always rejected.
         guard let regex = try? NSRegularExpression(pattern: Self.translate(source), options: []) else {
             return nil
         }
         self.source = source
         self.regex = SendableRegex(regex: regex)
+        self.simple = SimplePattern(source)
     }
 
+    /// Whether ICU is bypassed for this pattern; for the tests.
+    var isSimple: Bool { simple != nil }
+
     func matches(_ text: String) -> Bool {
+        if let simple { return simple.matches(text) }
+        return matchesWithICU(text)
+    }
+
+    func matchesWithICU(_ text: String) -> Bool {
         let length = text.utf16.count
         return regex.regex.firstMatch(in: text, options: [], range: NSRange(location: 0, length: length)) != nil
     }

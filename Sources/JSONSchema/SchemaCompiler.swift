@@ -151,8 +151,8 @@ struct SchemaCompiler {
         rules.types = try reader.types()
         rules.constValue = object["const"]
         rules.enumValues = try reader.array("enum")
-        rules.number = try reader.numberRules()
-        rules.string = try reader.stringRules()
+        rules.number = try reader.numberRules().map(Shared.init)
+        rules.string = try reader.stringRules().map(Shared.init)
 
         if let text = try reader.string("$ref") {
             rules.ref = try compileReference(text, keyword: "$ref", from: location, base: scope.base).node
@@ -173,8 +173,8 @@ struct SchemaCompiler {
             _ = try compileSchema(object, "then", at: location)
             _ = try compileSchema(object, "else", at: location)
         }
-        rules.array = try arrayRules(object, reader: &reader, at: location)
-        rules.object = try objectRules(object, reader: &reader, at: location)
+        rules.array = try arrayRules(object, reader: &reader, at: location).map(Shared.init)
+        rules.object = try objectRules(object, reader: &reader, at: location).map(Shared.init)
         rules.unevaluatedItems = try compileSchema(object, "unevaluatedItems", at: location)
         rules.unevaluatedProperties = try compileSchema(object, "unevaluatedProperties", at: location)
         // `$defs` apply to nothing by themselves; compiling them anyway reports their defects up front.

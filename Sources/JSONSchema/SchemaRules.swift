@@ -18,10 +18,12 @@ struct SchemaRules: Sendable {
     var types: JSONTypeSet?
     var constValue: JSONValue?
     var enumValues: [JSONValue]?
-    var number: NumberRules?
-    var string: StringRules?
-    var array: ArrayRules?
-    var object: ObjectRules?
+    // Held by reference: validation reads them on every call, and copying a struct out of the table
+    // would retain each of its fields.
+    var number: Shared<NumberRules>?
+    var string: Shared<StringRules>?
+    var array: Shared<ArrayRules>?
+    var object: Shared<ObjectRules>?
 
     var ref: NodeID?
     var dynamicRef: DynamicReference?
@@ -53,7 +55,7 @@ struct SchemaRules: Sendable {
             if let then = conditional.then { result.append(then) }
             if let otherwise = conditional.otherwise { result.append(otherwise) }
         }
-        if let object { result += object.dependentSchemas.map(\.schema) }
+        if let object { result += object.value.dependentSchemas.map(\.schema) }
         return result
     }
 }
@@ -108,14 +110,14 @@ struct JSONTypeSet: OptionSet, Sendable {
 struct NumberLimit: Sendable {
     let double: Double
     let integer: Int64?
-    /// As written in messages: `18`, `0.5`.
-    let text: String
 
     init(_ value: JSONValue) {
         double = value.doubleValue ?? 0
         if case .int(let i) = value { integer = i } else { integer = nil }
-        text = describeNumber(value)
     }
+
+    /// As written in messages: `18`, `0.5`.
+    var text: String { describeNumber(integer.map(JSONValue.int) ?? .double(double)) }
 
     /// -1, 0 or 1 as `value` is below, at or above the limit.
     func compare(_ value: JSONValue) -> Int {
@@ -134,6 +136,12 @@ struct NumberLimit: Sendable {
         guard quotient.isFinite else { return false }
         return abs(quotient - quotient.rounded()) <= max(abs(quotient), 1) * 1e-14
     }
+}
+
+/// An immutable value shared by reference.
+final class Shared<Value: Sendable>: Sendable {
+    let value: Value
+    init(_ value: Value) { self.value = value }
 }
 
 struct NumberRules: Sendable {
