@@ -28,6 +28,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Refuse executions when cgroup memory/pids limits cannot be enforced (fail closed).
     public var requireCgroupLimits = true
     public var execLimits = ExecLimitsConfiguration()
+    /// Tool manifests (`*.json`) loaded at start and on SIGHUP.
+    public var toolsDirectory = "/etc/toold/tools.d"
 
     public init() {}
 
@@ -35,6 +37,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     static let fileKeys: Set<String> = [
         "socket", "state_dir", "socket_group", "admin_group", "log_level", "max_frame_bytes", "max_connections",
         "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "require_cgroup_limits", "limits",
+        "tools_dir",
     ]
 }
 
@@ -75,6 +78,7 @@ extension DaemonConfiguration {
         try reader.string("socket_group") { socketGroup = $0 }
         try reader.string("admin_group") { adminGroup = $0 }
         try reader.string("sandbox_user") { sandboxUser = $0 }
+        try reader.string("tools_dir") { toolsDirectory = $0 }
         try reader.string("log_level") { (text) throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: text) else {
                 throw ConfigurationError(
@@ -107,6 +111,9 @@ extension DaemonConfiguration {
         }
         guard stateDirectory.hasPrefix("/") else {
             throw ConfigurationError(file: file, field: "state_dir", reason: "must be an absolute path, got \"\(stateDirectory)\"")
+        }
+        guard toolsDirectory.hasPrefix("/") else {
+            throw ConfigurationError(file: file, field: "tools_dir", reason: "must be an absolute path, got \"\(toolsDirectory)\"")
         }
         try execLimits.validate(file: file)
     }

@@ -48,8 +48,12 @@ public enum Daemon {
                 requireCgroupLimits: configuration.requireCgroupLimits),
             logger: logger)
         let executions = ExecutionService(runtime: runtime, limits: configuration.execLimits, logger: logger)
+        let registry = ToolRegistry(
+            toolsDirectory: configuration.toolsDirectory, stateDirectory: configuration.stateDirectory, logger: logger)
+        registry.reload()
+        let tools = ToolCallService(registry: registry, executions: executions, logger: logger)
         let serverBox = Mutex<Server?>(nil)
-        let dispatcher = Dispatcher(executions: executions, logger: logger) {
+        let dispatcher = Dispatcher(executions: executions, tools: tools, logger: logger) {
             serverBox.withLock { $0?.isDraining ?? false }
         }
         let server = Server(configuration: configuration, dispatcher: dispatcher, logger: logger)
@@ -87,6 +91,7 @@ public enum Daemon {
                     LogSetup.level.withLock { $0 = next.logLevel }
                     server.update(next)
                     executions.updateLimits(next.execLimits)
+                    registry.reload(toolsDirectory: next.toolsDirectory)
                     current = next
                     Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary); configuration reloaded")
                 } catch {

@@ -24,7 +24,7 @@ final class Dispatcher: Sendable {
     private let drainingCheck: @Sendable () -> Bool
     private let routes: [String: MethodHandler]
 
-    init(executions: ExecutionService, logger: Logger, draining: @escaping @Sendable () -> Bool) {
+    init(executions: ExecutionService, tools: ToolCallService, logger: Logger, draining: @escaping @Sendable () -> Bool) {
         self.executions = executions
         self.startedAt = .now
         self.logger = logger
@@ -32,6 +32,7 @@ final class Dispatcher: Sendable {
         var routes: [String: MethodHandler] = [:]
         for (name, handler) in Self.statusRoutes(startedAt: startedAt, executions: executions)
             .merging(Self.execRoutes(executions: executions), uniquingKeysWith: { a, _ in a })
+            .merging(Self.toolRoutes(tools: tools), uniquingKeysWith: { a, _ in a })
         {
             routes[name] = handler
         }

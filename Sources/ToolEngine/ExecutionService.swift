@@ -38,17 +38,24 @@ public final class ExecutionService: Sendable {
         ExecutionCounts(running: running.withLock { $0.count }, queued: 0)
     }
 
-    /// Checks a request and resolves it into what the sandbox runs. Throws invalid-params errors naming
-    /// the field, and for limits above their maximum, the maximum.
+    /// Checks an `exec` request and resolves it into what the sandbox runs. Throws invalid-params errors
+    /// naming the field, and for limits above their maximum, the maximum.
     public func resolve(_ params: ExecParams, executionID: String) throws(RPCError) -> SandboxSpec {
+        try resolve(ExecutionRequest(params), executionID: executionID)
+    }
+
+    /// Checks a request (from `exec` or a tool call) and resolves it into what the sandbox runs: the
+    /// environment laid over the base one, each limit the request's (refused above its maximum), else the
+    /// request's fallback (clamped to the maximum), else the configured default.
+    public func resolve(_ request: ExecutionRequest, executionID: String) throws(RPCError) -> SandboxSpec {
         var errors: [ParamError] = []
-        if params.argv.isEmpty { errors.append(ParamError(path: "/argv", message: "must hold at least the command")) }
-        for (i, arg) in params.argv.enumerated() where arg.utf8.contains(0) {
+        if request.argv.isEmpty { errors.append(ParamError(path: "/argv", message: "must hold at least the command")) }
+        for (i, arg) in request.argv.enumerated() where arg.utf8.contains(0) {
             errors.append(ParamError(path: "/argv/\(i)", message: "must not contain a NUL byte"))
         }
-        if params.argv.first?.isEmpty == true { errors.append(ParamError(path: "/argv/0", message: "must not be empty")) }
+        if request.argv.first?.isEmpty == true { errors.append(ParamError(path: "/argv/0", message: "must not be empty")) }
         var environment = Self.baseEnvironment
-        for (key, value) in params.env ?? [:] {
+        for (key, value) in request.environment {
             let path = "/env/" + ParamsDecoding.escape(key)
             if key.isEmpty || key.contains("=") || key.utf8.contains(0) {
                 errors.append(ParamError(path: path, message: "variable names must be non-empty, without '=' or NUL"))
@@ -58,25 +65,23 @@ public final class ExecutionService: Sendable {
                 environment[key] = value
             }
         }
-        let cwd = params.cwd ?? "/workspace"
+        let cwd = request.workingDirectory ?? "/workspace"
         if !cwd.hasPrefix("/") || cwd.utf8.contains(0) {
             errors.append(ParamError(path: "/cwd", message: "must be an absolute path inside the sandbox"))
         }
-        var stdin: [UInt8]? = nil
-        switch (params.stdin, params.stdinBase64) {
-        case (let text?, nil): stdin = Array(text.utf8)
-        case (nil, let encoded?):
-            stdin = Base64.decode(encoded)
-            if stdin == nil { errors.append(ParamError(path: "/stdin_base64", message: "is not valid base64")) }
-        case (.some, .some): errors.append(ParamError(path: "/stdin", message: "give stdin or stdin_base64, not both"))
-        case (nil, nil): break
-        }
+        if let problem = request.stdinProblem { errors.append(problem) }
         let config = limits.withLock { $0 }
-        let requested = params.limits ?? ExecLimits()
+        let requested = request.limits
+        let fallback = request.fallbackLimits
         func pick<T: BinaryInteger & Sendable>(
-            _ name: String, _ path: String, _ value: T?, _ limit: ExecLimitsConfiguration.Limit<T>, minimum: T
+            _ name: String, _ path: String, _ value: T?, _ fallback: T?, _ limit: ExecLimitsConfiguration.Limit<T>,
+            minimum: T
         ) -> T {
-            guard let value else { return limit.defaultValue }
+            guard let value else {
+                // A tool's own limit was written against whatever maxima applied then: clamp, never refuse.
+                if let fallback { return min(max(fallback, minimum), limit.maximum) }
+                return limit.defaultValue
+            }
             if value > limit.maximum {
                 errors.append(ParamError(path: path, message: "\(name) \(value) is above the maximum of \(limit.maximum)"))
             } else if value < minimum {
@@ -84,31 +89,49 @@ public final class ExecutionService: Sendable {
             }
             return value
         }
-        let timeoutMs = pick("timeout_ms", "/timeout_ms", params.timeoutMs, config.timeoutMs, minimum: 1)
+        let timeoutMs = pick("timeout_ms", "/timeout_ms", request.timeoutMs, request.fallbackTimeoutMs, config.timeoutMs, minimum: 1)
         let resolved = SandboxLimits(
-            memoryBytes: pick("memory_bytes", "/limits/memory_bytes", requested.memoryBytes, config.memoryBytes, minimum: 4 << 20),
-            pids: pick("pids", "/limits/pids", requested.pids, config.pids, minimum: 1),
-            cpuMillicores: pick("cpu_millicores", "/limits/cpu_millicores", requested.cpuMillicores, config.cpuMillicores, minimum: 10),
-            outputBytes: pick("output_bytes", "/limits/output_bytes", requested.outputBytes, config.outputBytes, minimum: 0),
-            fileBytes: pick("file_bytes", "/limits/file_bytes", requested.fileBytes, config.fileBytes, minimum: 0),
-            tmpBytes: pick("tmp_bytes", "/limits/tmp_bytes", requested.tmpBytes, config.tmpBytes, minimum: 1 << 20)
+            memoryBytes: pick(
+                "memory_bytes", "/limits/memory_bytes", requested.memoryBytes, fallback.memoryBytes, config.memoryBytes,
+                minimum: 4 << 20),
+            pids: pick("pids", "/limits/pids", requested.pids, fallback.pids, config.pids, minimum: 1),
+            cpuMillicores: pick(
+                "cpu_millicores", "/limits/cpu_millicores", requested.cpuMillicores, fallback.cpuMillicores,
+                config.cpuMillicores, minimum: 10),
+            outputBytes: pick(
+                "output_bytes", "/limits/output_bytes", requested.outputBytes, fallback.outputBytes, config.outputBytes,
+                minimum: 0),
+            fileBytes: pick(
+                "file_bytes", "/limits/file_bytes", requested.fileBytes, fallback.fileBytes, config.fileBytes, minimum: 0),
+            tmpBytes: pick(
+                "tmp_bytes", "/limits/tmp_bytes", requested.tmpBytes, fallback.tmpBytes, config.tmpBytes, minimum: 1 << 20)
         )
         if !errors.isEmpty { throw .invalidParams(errors) }
         return SandboxSpec(
-            executionID: executionID, argv: params.argv, environment: environment, workingDirectory: cwd,
-            stdin: stdin, limits: resolved, timeout: .milliseconds(timeoutMs), mode: .sandbox)
+            executionID: executionID, argv: request.argv, environment: environment, workingDirectory: cwd,
+            stdin: request.stdin, limits: resolved, timeout: .milliseconds(timeoutMs), mode: request.mode)
     }
 
-    /// Runs one request to its result. `onStart` receives the execution id once the request is accepted;
-    /// `onOutput` receives output as it arrives (for `stream: true`).
+    /// Runs one `exec` request to its result. `onStart` receives the execution id once the request is
+    /// accepted; `onOutput` receives output as it arrives (for `stream: true`).
     /// Cancelling the calling task cancels the execution (the result then says `cancelled`).
     public func execute(
         _ params: ExecParams, caller: CallerIdentity,
         onStart: (@Sendable (String) -> Void)? = nil,
         onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
     ) async throws(RPCError) -> ExecResult {
+        try await execute(ExecutionRequest(params), caller: caller, onStart: onStart, onOutput: onOutput).result
+    }
+
+    /// Runs one request (from `exec` or a tool call) to its result, with the raw stdout for callers that
+    /// type it (tool calls). Same callbacks and cancellation as for `exec`.
+    public func execute(
+        _ request: ExecutionRequest, caller: CallerIdentity,
+        onStart: (@Sendable (String) -> Void)? = nil,
+        onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
+    ) async throws(RPCError) -> (result: ExecResult, stdout: [UInt8]) {
         let executionID = Self.newExecutionID()
-        let spec = try resolve(params, executionID: executionID)
+        let spec = try resolve(request, executionID: executionID)
         onStart?(executionID)
         let runtime = self.runtime
         let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
@@ -131,7 +154,7 @@ public final class ExecutionService: Sendable {
                 "toold.uid": "\(caller.uid)", "toold.status": "\(outcome.status.rawValue)",
                 "toold.duration_ms": "\(outcome.durationMs)",
             ])
-        return Self.result(executionID: executionID, outcome)
+        return (Self.result(executionID: executionID, outcome), outcome.stdout)
     }
 
     /// Cancels a running execution. Only its owner or an admin may.
@@ -173,5 +196,58 @@ public final class ExecutionService: Sendable {
     static func encode(_ bytes: [UInt8]) -> (String, OutputEncoding) {
         if let text = String(validating: bytes, as: UTF8.self) { return (text, .utf8) }
         return (Base64.encode(bytes), .base64)
+    }
+}
+
+/// What to run, before the daemon's defaults and maxima apply. `exec` params and tool calls both become
+/// one, so both are checked and clamped by the same `ExecutionService.resolve`.
+public struct ExecutionRequest: Sendable {
+    public var argv: [String]
+    /// Laid over `ExecutionService.baseEnvironment`.
+    public var environment: [String: String]
+    /// Default `/workspace`.
+    public var workingDirectory: String?
+    /// Bytes fed to stdin; nil connects /dev/null.
+    public var stdin: [UInt8]?
+    /// Asked for by the caller: refused above the maximum.
+    public var timeoutMs: Int?
+    public var limits: ExecLimits
+    /// Used where the caller asked for nothing, before the daemon's defaults (a tool's own values):
+    /// clamped to the maximum, never refused.
+    public var fallbackTimeoutMs: Int?
+    public var fallbackLimits: ExecLimits
+    public var mode: IsolationMode
+    /// A problem found while building the request (undecodable stdin), reported with the others.
+    var stdinProblem: ParamError?
+
+    public init(
+        argv: [String], environment: [String: String] = [:], workingDirectory: String? = nil, stdin: [UInt8]? = nil,
+        timeoutMs: Int? = nil, limits: ExecLimits = ExecLimits(), fallbackTimeoutMs: Int? = nil,
+        fallbackLimits: ExecLimits = ExecLimits(), mode: IsolationMode = .sandbox
+    ) {
+        self.argv = argv
+        self.environment = environment
+        self.workingDirectory = workingDirectory
+        self.stdin = stdin
+        self.timeoutMs = timeoutMs
+        self.limits = limits
+        self.fallbackTimeoutMs = fallbackTimeoutMs
+        self.fallbackLimits = fallbackLimits
+        self.mode = mode
+    }
+
+    /// An `exec` request: stdin from `stdin` or `stdin_base64`, always in the full sandbox.
+    public init(_ params: ExecParams) {
+        self.init(
+            argv: params.argv, environment: params.env ?? [:], workingDirectory: params.cwd,
+            timeoutMs: params.timeoutMs, limits: params.limits ?? ExecLimits())
+        switch (params.stdin, params.stdinBase64) {
+        case (let text?, nil): stdin = Array(text.utf8)
+        case (nil, let encoded?):
+            stdin = Base64.decode(encoded)
+            if stdin == nil { stdinProblem = ParamError(path: "/stdin_base64", message: "is not valid base64") }
+        case (.some, .some): stdinProblem = ParamError(path: "/stdin", message: "give stdin or stdin_base64, not both")
+        case (nil, nil): break
+        }
     }
 }

@@ -30,6 +30,7 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace-ms"), help: "Time requests get to finish on stop (default 10000).") var shutdownGraceMs: Int?
     @Option(name: .customLong("sandbox-user"), help: "Unprivileged host user sandboxes run as (default toold-sandbox).") var sandboxUser: String?
     @Option(name: .customLong("netns-pool-size"), help: "Network namespaces prepared ahead (default 4; 0 disables).") var netnsPoolSize: Int?
+    @Option(name: .customLong("tools-dir"), help: "Directory of tool manifests, *.json (default /etc/toold/tools.d).") var toolsDir: String?
     @Option(name: .customLong("limit"), help: ArgumentHelp("Execution limit default and maximum: NAME=DEFAULT[:MAX] (repeatable).", valueName: "NAME=DEFAULT[:MAX]"))
     var limits: [String] = []
 
@@ -62,6 +63,7 @@ struct Toold: AsyncParsableCommand {
         if let readTimeoutMs { c.readTimeoutMs = readTimeoutMs }
         if let shutdownGraceMs { c.shutdownGraceMs = shutdownGraceMs }
         if let netnsPoolSize { c.netnsPoolSize = netnsPoolSize }
+        if let toolsDir { c.toolsDirectory = toolsDir }
         for entry in limits {
             let parts = entry.split(separator: "=", maxSplits: 1)
             let values = parts.count == 2 ? parts[1].split(separator: ":").map { Int($0) } : []

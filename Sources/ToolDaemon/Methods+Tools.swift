@@ -1,0 +1,62 @@
+import Foundation
+import ToolEngine
+import ToolProtocol
+
+extension Dispatcher {
+    /// `tools.list`, `tools.get`, `tools.schemas`, `tools.register`, `tools.unregister` (admins only) and
+    /// `tools.call` (streamed calls send `exec.started` and `exec.output` per attempt, as `exec` does).
+    static func toolRoutes(tools: ToolCallService) -> [String: MethodHandler] {
+        let registry = tools.registry
+        return [
+            RPCMethod.toolsList: { params, context throws(RPCError) in
+                let filter = try ParamsDecoding.decode(ToolsListParams.self, from: params)
+                let summaries = registry.tools.filter { tool in
+                    let m = tool.manifest
+                    return (filter.category.map { $0 == m.category } ?? true) && (filter.risk.map { $0 == m.risk } ?? true)
+                        && (filter.tag.map { (m.tags ?? []).contains($0) } ?? true)
+                }.map(\.summary)
+                // Which files failed and why is for the people who can fix them.
+                return try encodeResult(ToolsListResult(tools: summaries, skipped: context.caller.admin ? registry.skipped : nil))
+            },
+            RPCMethod.toolsGet: { params, _ throws(RPCError) in
+                let params = try ParamsDecoding.decode(ToolNameParams.self, from: params)
+                guard let tool = registry.tool(named: params.name) else { throw .notFound("no tool named \"\(params.name)\"") }
+                return tool.json
+            },
+            RPCMethod.toolsSchemas: { params, _ throws(RPCError) in
+                let params = try ParamsDecoding.decode(ToolsSchemasParams.self, from: params)
+                return try encodeResult(
+                    ToolsSchemasResult(format: params.format, tools: ToolSchemaFormats.definitions(registry.tools, format: params.format)))
+            },
+            RPCMethod.toolsRegister: { params, context throws(RPCError) in
+                guard context.caller.admin else { throw .permissionDenied("only admins may register tools") }
+                let params = try ParamsDecoding.decode(ToolsRegisterParams.self, from: params)
+                return try encodeResult(try registry.register(params.manifest))
+            },
+            RPCMethod.toolsUnregister: { params, context throws(RPCError) in
+                guard context.caller.admin else { throw .permissionDenied("only admins may unregister tools") }
+                let params = try ParamsDecoding.decode(ToolNameParams.self, from: params)
+                try registry.unregister(name: params.name)
+                return try encodeResult(ToolsUnregisterResult(unregistered: true))
+            },
+            RPCMethod.toolsCall: { params, context throws(RPCError) in
+                let params = try ParamsDecoding.decode(ToolCallParams.self, from: params)
+                let connection = context.connection
+                var onStart: (@Sendable (String) -> Void)? = nil
+                var onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
+                if params.stream == true && !context.isNotification {
+                    onStart = { id in
+                        connection.sendNotification(method: RPCMethod.execStarted, params: ["execution_id": .string(id)])
+                    }
+                    onOutput = { id, name, bytes in
+                        let note = ExecOutputNotification(executionId: id, stream: name, bytes: bytes)
+                        if let json = try? JSONCoding.toJSON(note) {
+                            connection.sendNotification(method: RPCMethod.execOutput, params: json)
+                        }
+                    }
+                }
+                return try encodeResult(try await tools.call(params, caller: context.caller, onStart: onStart, onOutput: onOutput))
+            },
+        ]
+    }
+}

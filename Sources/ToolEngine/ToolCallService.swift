@@ -1,0 +1,207 @@
+import Foundation
+import JSONSchema
+import Logging
+import Sandbox
+import ToolProtocol
+
+/// Runs `tools.call`: checks the arguments against the tool's compiled input schema, expands its command
+/// (placeholders become whole argv elements or env values; the arguments go to stdin as JSON by default),
+/// runs it through `ExecutionService` in the tool's isolation mode with the tool's limits as fallbacks,
+/// types the output, checks it against the output schema, and retries idempotent tools as their manifest
+/// says.
+public final class ToolCallService: Sendable {
+    public let registry: ToolRegistry
+    public let executions: ExecutionService
+    private let logger: Logger
+
+    public init(registry: ToolRegistry, executions: ExecutionService, logger: Logger) {
+        self.registry = registry
+        self.executions = executions
+        self.logger = logger
+    }
+
+    /// Runs one call to its result. Unknown tool → `-32004`; arguments that fail the schema → `-32602`
+    /// with every error's path (`/arguments/...`); limits above the daemon's maxima → `-32602` as for `exec`.
+    public func call(
+        _ params: ToolCallParams, caller: CallerIdentity,
+        onStart: (@Sendable (String) -> Void)? = nil,
+        onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
+    ) async throws(RPCError) -> ToolCallResult {
+        guard let tool = registry.tool(named: params.name) else {
+            throw .notFound("no tool named \"\(params.name)\" (tools.list shows the tools)")
+        }
+        let arguments = params.arguments ?? .object([:])
+        let argumentErrors = tool.inputSchema.validate(arguments)
+        if !argumentErrors.isEmpty {
+            throw .invalidParams(argumentErrors.map { ParamError(path: "/arguments" + $0.instancePath, message: $0.message) })
+        }
+        var request = try tool.request(for: arguments)
+        request.timeoutMs = params.timeoutMs
+        request.limits = params.limits ?? ExecLimits()
+        request.fallbackTimeoutMs = tool.manifest.timeoutMs
+        request.fallbackLimits = tool.manifest.limits ?? ExecLimits()
+        request.mode = IsolationMode(tool.mode)
+
+        let gate = tool.manifest.parallel == false ? registry.gate(for: tool.name) : nil
+        await gate?.acquire()
+        let outcome: Result<ToolCallResult, RPCError>
+        do {
+            outcome = .success(try await run(tool, request, caller: caller, onStart: onStart, onOutput: onOutput))
+        } catch {
+            outcome = .failure(error)
+        }
+        await gate?.release()
+        return try outcome.get()
+    }
+
+    private func run(
+        _ tool: Tool, _ request: ExecutionRequest, caller: CallerIdentity,
+        onStart: (@Sendable (String) -> Void)?,
+        onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
+    ) async throws(RPCError) -> ToolCallResult {
+        let policy = RetryPolicy(tool.manifest)
+        var attempt = 1
+        while true {
+            let (exec, stdout) = try await executions.execute(request, caller: caller, onStart: onStart, onOutput: onOutput)
+            let output = ToolOutput(typing: stdout, truncated: exec.stdoutTruncated)
+            var outputErrors: [ToolOutputError]? = nil
+            // Only a successful run promises its output; a failed one is reported as its status.
+            if let schema = tool.outputSchema, exec.status == .exited, exec.exitCode == 0 {
+                let errors = schema.validate(output.value, maxErrors: 50)
+                if !errors.isEmpty {
+                    outputErrors = errors.map { ToolOutputError(path: $0.instancePath, schemaPath: $0.schemaPath, message: $0.message) }
+                }
+            }
+            let result = ToolCallResult(tool: tool.name, exec: exec, attempts: attempt, output: output, outputErrors: outputErrors)
+            guard attempt < policy.maxAttempts, policy.retries(result), !Task.isCancelled else { return result }
+            let delay = policy.delay(beforeAttempt: attempt + 1)
+            logger.info(
+                "tool attempt failed; retrying",
+                metadata: [
+                    "toold.tool": "\(tool.name)", "toold.execution_id": "\(exec.executionId)",
+                    "toold.status": "\(result.status.rawValue)", "toold.attempt": "\(attempt)", "toold.backoff_ms": "\(delay)",
+                ])
+            do {
+                try await Task.sleep(for: .milliseconds(delay))
+            } catch {
+                return result  // cancelled while backing off: the last attempt's result stands
+            }
+            attempt += 1
+        }
+    }
+}
+
+/// When and how long to wait before another attempt: only idempotent tools with `retry`; exponential
+/// backoff from `initial_backoff_ms` (default 100), doubling, capped at `max_backoff_ms` (default 5000),
+/// with "equal jitter" (half the delay fixed, half random) so simultaneous failures do not retry in step.
+struct RetryPolicy {
+    var maxAttempts = 1
+    var initialMs = 100
+    var capMs = 5000
+    var on: Set<ToolCallStatus> = [.exited, .timeout]
+
+    init(_ manifest: ToolManifest) {
+        guard manifest.idempotent == true, let retry = manifest.retry else { return }
+        maxAttempts = retry.maxAttempts
+        initialMs = retry.initialBackoffMs ?? initialMs
+        capMs = retry.maxBackoffMs ?? max(capMs, initialMs)
+        if let statuses = retry.on { on = Set(statuses.compactMap(ToolCallStatus.init(rawValue:))) }
+    }
+
+    func retries(_ result: ToolCallResult) -> Bool {
+        switch result.status {
+        case .exited: return on.contains(.exited) && result.exitCode != 0
+        case .cancelled: return false
+        default: return on.contains(result.status)
+        }
+    }
+
+    /// Milliseconds to wait before attempt `n` (n >= 2).
+    func delay(beforeAttempt n: Int) -> Int {
+        let exponent = min(n - 2, 30)
+        let base = min(capMs, initialMs.multipliedReportingOverflow(by: 1 << exponent).overflow ? capMs : initialMs << exponent)
+        let half = base / 2
+        return half + Int.random(in: 0...(base - half))
+    }
+}
+
+extension ToolOutput {
+    /// Types stdout: one JSON text (surrounding whitespace allowed) → `json` with the parsed value; other
+    /// UTF-8 → `text`; anything else → `binary` as base64. Size and digest are of the bytes as captured.
+    init(typing stdout: [UInt8], truncated: Bool) {
+        let type: ToolOutputType
+        let value: JSONValue
+        if let text = String(validating: stdout, as: UTF8.self) {
+            // A truncated stream is never parsed: half a JSON text must not pass as a smaller one.
+            if !truncated, !text.allSatisfy(\.isWhitespace), let parsed = try? JSONCoding.parse(stdout) {
+                (type, value) = (.json, parsed)
+            } else {
+                (type, value) = (.text, .string(text))
+            }
+        } else {
+            (type, value) = (.binary, .string(Base64.encode(stdout)))
+        }
+        self.init(type: type, value: value, sizeBytes: stdout.count, sha256: SHA256.hex(stdout), truncated: truncated)
+    }
+}
+
+extension Tool {
+    /// The execution request for checked arguments: argv and env with placeholders replaced, stdin per the
+    /// command. Values are never split or re-parsed: a string is passed as it is; numbers, booleans,
+    /// arrays and objects as their compact JSON text; an absent or null argument drops its argv element
+    /// (and leaves its variable unset). Strings with NUL bytes cannot be argv or env and are refused.
+    func request(for arguments: JSONValue) throws(RPCError) -> ExecutionRequest {
+        let values = arguments.objectValue ?? [:]
+        guard let command else {
+            // The built-in `exec`: the arguments are exec params (already checked against its schema).
+            do {
+                var params = try JSONCoding.fromJSON(ExecParams.self, arguments)
+                params.timeoutMs = nil
+                params.limits = nil
+                return ExecutionRequest(params)
+            } catch {
+                throw .invalidParams(path: "/arguments", "not valid exec params: \(error)")
+            }
+        }
+        var errors: [ParamError] = []
+        func text(_ name: String) -> String? {
+            guard let value = values[name], value != .null else { return nil }
+            if case .string(let s) = value {
+                if s.utf8.contains(0) {
+                    errors.append(
+                        ParamError(
+                            path: "/arguments/" + ParamsDecoding.escape(name),
+                            message: "must not contain a NUL byte (it is passed as a command-line argument or variable)"))
+                }
+                return s
+            }
+            return JSONCoding.serializeString(value)
+        }
+        var argv: [String] = []
+        for part in command.argv {
+            switch part {
+            case .literal(let s): argv.append(s)
+            case .argument(let name): if let value = text(name) { argv.append(value) }
+            }
+        }
+        var environment: [String: String] = [:]
+        for (key, part) in command.env {
+            switch part {
+            case .literal(let s): environment[key] = s
+            case .argument(let name): if let value = text(name) { environment[key] = value }
+            }
+        }
+        var stdin: [UInt8]? = nil
+        switch command.stdin {
+        case .json: stdin = JSONCoding.serialize(arguments)
+        case .none: stdin = nil
+        case .argument(let name):
+            // stdin may hold any bytes, NUL included: no check needed.
+            if let value = values[name], value != .null {
+                stdin = value.stringValue.map { Array($0.utf8) } ?? JSONCoding.serialize(value)
+            }
+        }
+        if !errors.isEmpty { throw .invalidParams(errors) }
+        return ExecutionRequest(argv: argv, environment: environment, workingDirectory: command.cwd, stdin: stdin)
+    }
+}
