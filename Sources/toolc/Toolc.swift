@@ -15,12 +15,13 @@ struct Toolc: ParsableCommand {
             Exit codes: 0 success; for `exec`, the command's own exit code, 128+N when it was killed by \
             signal N, \(ExitCodes.timeout) timeout, \(ExitCodes.outOfMemory) out of memory, \(ExitCodes.outputLimit) output limit, \
             \(ExitCodes.failedToStart) failed to start, \(ExitCodes.notFound) command not found, \(ExitCodes.cancelled) cancelled (Ctrl-C); \
+            for `call`, the same, and \(ExitCodes.invalidOutput) when the output does not match the tool's output schema; \
             \(ExitCodes.rejected) the daemon rejected the request (invalid params, permission, limits); \
             \(ExitCodes.unreachable) daemon unreachable; \(ExitCodes.protocolError) protocol error; \(ExitCodes.permissionDenied) no permission to use the socket; \
             64 bad usage.
             """,
         version: "toolc \(TooldVersion.current)",
-        subcommands: [Status.self, Exec.self])
+        subcommands: [Status.self, Exec.self, Tools.self, Call.self])
 }
 
 /// Options every subcommand takes.
@@ -43,6 +44,7 @@ enum ExitCodes {
     static let timeout: Int32 = 124
     static let outOfMemory: Int32 = 123
     static let outputLimit: Int32 = 122
+    static let invalidOutput: Int32 = 121
     static let failedToStart: Int32 = 126
     static let notFound: Int32 = 127
     static let cancelled: Int32 = 130
