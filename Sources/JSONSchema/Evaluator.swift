@@ -131,9 +131,9 @@ struct Evaluator {
         }
         switch value {
         case .int, .double:
-            if let rules = node.pointee.number { valid = checkNumber(rules.value, value) && valid }
+            if let rules = node.pointee.number { valid = checkNumber(rules, value) && valid }
         case .string(let text):
-            if let rules = node.pointee.string { valid = checkString(rules.value, text) && valid }
+            if let rules = node.pointee.string { valid = checkString(rules, text) && valid }
         case .array(let elements):
             if let rules = node.pointee.array {
                 valid = evaluateArray(rules.value, elements, collect: collect, &annotations) && valid
@@ -267,7 +267,8 @@ struct Evaluator {
 
     // MARK: - Assertions by instance type
 
-    private mutating func checkNumber(_ rules: NumberRules, _ value: JSONValue) -> Bool {
+    private mutating func checkNumber(_ shared: Shared<NumberRules>, _ value: JSONValue) -> Bool {
+        let rules = shared.value
         var valid = true
         if let limit = rules.minimum, limit.compare(value) < 0 {
             guard reporting else { return false }
@@ -297,12 +298,12 @@ struct Evaluator {
         return valid
     }
 
-    private mutating func checkString(_ rules: StringRules, _ text: String) -> Bool {
+    private mutating func checkString(_ shared: Shared<StringRules>, _ text: String) -> Bool {
         var valid = true
         // Lengths count Unicode scalars; the UTF-8 byte count (at most 4 per scalar) usually settles it
         // without walking the string.
         let bytes = text.utf8.count
-        if let minimum = rules.minLength, bytes < minimum.multipliedReportingOverflow(by: 4).partialValue {
+        if let minimum = shared.value.minLength, bytes < minimum.multipliedReportingOverflow(by: 4).partialValue {
             let length = text.unicodeScalars.count
             if length < minimum {
                 guard reporting else { return false }
@@ -312,7 +313,7 @@ struct Evaluator {
                     "must be at least \(minimum) character\(minimum == 1 ? "" : "s") long, got \(length)")
             }
         }
-        if let maximum = rules.maxLength, bytes > maximum {
+        if let maximum = shared.value.maxLength, bytes > maximum {
             let length = text.unicodeScalars.count
             if length > maximum {
                 guard reporting else { return false }
@@ -322,7 +323,7 @@ struct Evaluator {
                     "must be at most \(maximum) character\(maximum == 1 ? "" : "s") long, got \(length)")
             }
         }
-        if let pattern = rules.pattern, !pattern.matches(text) {
+        if let pattern = shared.value.pattern, !pattern.matches(text) {
             guard reporting else { return false }
             valid = false
             report("pattern", nil, "must match pattern \(pattern.source)")
@@ -429,7 +430,10 @@ struct Evaluator {
                 "maxProperties", nil,
                 "must have at most \(maximum) propert\(maximum == 1 ? "y" : "ies"), got \(members.count)")
         }
-        for name in rules.required where members[name] == nil {
+        // When checking, required names that are also `properties` are counted in the member pass below
+        // rather than looked up one by one.
+        let countsRequired = !reporting && rules.appliesToMembers
+        for name in countsRequired ? rules.requiredElsewhere : rules.required where members[name] == nil {
             guard reporting else { return false }
             valid = false
             report("required", nil, "missing required property \"\(name)\"")
@@ -455,14 +459,19 @@ struct Evaluator {
             }
         }
         if rules.appliesToMembers {
+            var requiredSeen = 0
             if reporting {
                 for key in members.keys.sorted() {
-                    valid = evaluateMember(rules, key, members[key]!, collect: collect, &annotations) && valid
+                    valid =
+                        evaluateMember(rules, key, members[key]!, collect: collect, &requiredSeen, &annotations) && valid
                 }
             } else {
                 for (key, member) in members {
-                    guard evaluateMember(rules, key, member, collect: collect, &annotations) else { return false }
+                    guard evaluateMember(rules, key, member, collect: collect, &requiredSeen, &annotations) else {
+                        return false
+                    }
                 }
+                if requiredSeen < rules.propertyTable.requiredCount { return false }
             }
             if collect && rules.additionalProperties != nil { annotations.allProperties = true }
         }
@@ -478,13 +487,15 @@ struct Evaluator {
 
     /// `properties`, `patternProperties` and `additionalProperties` for one member.
     private mutating func evaluateMember(
-        _ rules: ObjectRules, _ key: String, _ member: JSONValue, collect: Bool, _ annotations: inout Annotations
+        _ rules: ObjectRules, _ key: String, _ member: JSONValue, collect: Bool, _ requiredSeen: inout Int,
+        _ annotations: inout Annotations
     ) -> Bool {
         var valid = true
         var evaluated = false
-        if let schema = rules.properties[key] {
+        if let index = rules.propertyTable.find(key) {
             evaluated = true
-            valid = applyToMember(schema, key, member, "properties", .key(key))
+            if rules.propertyTable.isRequired[index] { requiredSeen += 1 }
+            valid = applyToMember(rules.propertyTable.schemas[index], key, member, "properties", .key(key))
             if !valid && !reporting { return false }
         }
         for entry in rules.patternProperties where entry.pattern.matches(key) {

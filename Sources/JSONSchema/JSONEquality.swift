@@ -1,3 +1,10 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import ToolProtocol
 
 /// JSON equality as `const`, `enum` and `uniqueItems` define it: numbers by value (`1 == 1.0`), object
@@ -30,7 +37,14 @@ func jsonEqual(_ lhs: JSONValue, _ rhs: JSONValue) -> Bool {
 func sameCodePoints(_ a: String, _ b: String) -> Bool {
     var a = a
     var b = b
-    return a.withUTF8 { x in b.withUTF8 { y in x.count == y.count && x.elementsEqual(y) } }
+    return a.withUTF8 { x in b.withUTF8 { y in sameBytes(x, y) } }
+}
+
+@inline(__always)
+func sameBytes(_ x: UnsafeBufferPointer<UInt8>, _ y: UnsafeBufferPointer<UInt8>) -> Bool {
+    guard x.count == y.count else { return false }
+    guard let first = x.baseAddress, let second = y.baseAddress else { return true }
+    return memcmp(first, second, x.count) == 0
 }
 
 /// A `JSONValue` hashed by `JSONValue`'s hash and compared with `jsonEqual`. Values equal by code points

@@ -246,6 +246,8 @@ struct SchemaCompiler {
         {
             rules.dependentSchemas.append(.init(property: property, schema: schema))
         }
+        rules.propertyTable = PropertyTable(rules.properties, required: rules.required)
+        rules.requiredElsewhere = rules.required.filter { rules.properties[$0] == nil }
         let isEmpty =
             rules.minProperties == nil && rules.maxProperties == nil && rules.required.isEmpty
             && rules.dependentRequired.isEmpty && !rules.appliesToMembers && rules.propertyNames == nil

@@ -190,6 +190,10 @@ struct ObjectRules: Sendable {
     var required: [String] = []
     var dependentRequired: [DependentRequirement] = []
     var properties: [String: NodeID] = [:]
+    /// `properties` for lookups, knowing which are required; built last by the compiler.
+    var propertyTable = PropertyTable([:], required: [])
+    /// `required` names that are not also in `properties` (those are counted during the member pass).
+    var requiredElsewhere: [String] = []
     var patternProperties: [PatternProperty] = []
     var additionalProperties: NodeID?
     var propertyNames: NodeID?
