@@ -70,6 +70,7 @@ let package = Package(
             dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: staticSwiftRuntime
         ),
+        .executableTarget(name: "ToolBench", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
