@@ -21,7 +21,7 @@ import ToolProtocol
             Binaries.toold, "--config", config, "--state-dir", dir.path + "/state",
         ]
         let log = dir.url.appendingPathComponent("log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         activator.standardOutput = try FileHandle(forWritingTo: log)
         activator.standardError = activator.standardOutput
         try activator.run()

@@ -35,7 +35,7 @@ import ToolProtocol
         let dir = try TempDir("ctrlc")
         defer { dir.remove() }
         let errURL = dir.url.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let toolc = Process()
         toolc.executableURL = URL(fileURLWithPath: Binaries.toolc)
         toolc.arguments = ["exec", "--no-stdin", "--", "sh", "-c", "echo started; exec sleep 60"]

@@ -32,8 +32,8 @@ func runProgram(
     let dir = try TempDir("run")
     defer { dir.remove() }
     let outURL = dir.url.appendingPathComponent("out"), errURL = dir.url.appendingPathComponent("err")
-    FileManager.default.createFile(atPath: outURL.path, contents: nil)
-    FileManager.default.createFile(atPath: errURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+    _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
     let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
     let p = Process()
     if let uid {
@@ -51,7 +51,7 @@ func runProgram(
     p.environment = env
     if let stdin {
         let inURL = dir.url.appendingPathComponent("in")
-        FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin))
+        _ = FileManager.default.createFile(atPath: inURL.path, contents: Data(stdin))
         p.standardInput = try FileHandle(forReadingFrom: inURL)
     } else {
         p.standardInput = FileHandle.nullDevice
@@ -101,7 +101,7 @@ final class TestDaemon: @unchecked Sendable {
             try config.write(to: configURL, atomically: true, encoding: .utf8)
             arguments += ["--config", configURL.path]
         }
-        FileManager.default.createFile(atPath: logURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
         process.executableURL = URL(fileURLWithPath: Binaries.toold)
         process.arguments = arguments + extraArguments
