@@ -93,7 +93,7 @@ enum ManifestLoader {
         }
         let schemaErrors = schema.validate(json, maxErrors: 20)
         if !schemaErrors.isEmpty {
-            return .failure(ManifestRejection(schemaErrors.map { ManifestProblem(field: $0.instancePath, reason: $0.message) }))
+            return .failure(ManifestRejection(schemaErrors.map { ManifestProblem(field: fieldOf($0), reason: $0.message) }))
         }
         let manifest: ToolManifest
         do {
@@ -135,6 +135,16 @@ enum ManifestLoader {
             Tool(
                 manifest: manifest, json: json, source: source, file: file, inputSchema: inputSchema,
                 outputSchema: outputSchema, command: command))
+    }
+
+    /// The field an error is about: for a missing required property, the property itself (the validator
+    /// reports it at the object that lacks it).
+    static func fieldOf(_ error: ValidationError) -> String {
+        guard error.schemaPath.hasSuffix("/required"), let open = error.message.firstIndex(of: "\""),
+            let close = error.message.lastIndex(of: "\""), open < close
+        else { return error.instancePath }
+        let name = error.message[error.message.index(after: open)..<close]
+        return error.instancePath + "/" + ParamsDecoding.escape(String(name))
     }
 
     static func compile(_ schema: JSONValue, field: String, _ problems: inout [ManifestProblem]) -> CompiledSchema? {

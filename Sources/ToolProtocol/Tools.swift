@@ -404,7 +404,7 @@ public struct ToolCallResult: Sendable, Equatable, Codable {
     /// Attempts made (1 unless the tool is idempotent with `retry`).
     public var attempts: Int
     public var output: ToolOutput
-    /// For `invalid_output`: every mismatch; else null.
+    /// For `invalid_output`: every mismatch; absent otherwise.
     public var outputErrors: [ToolOutputError]?
 
     public init(tool: String, exec r: ExecResult, attempts: Int, output: ToolOutput, outputErrors: [ToolOutputError]?) {

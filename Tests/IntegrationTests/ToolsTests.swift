@@ -88,7 +88,9 @@ import ToolProtocol
             #"{"jsonrpc":"2.0","id":1,"method":"tools.call","params":{"name":"strict","arguments":{"path":"/etc/passwd","count":99,"opts":{"depth":"x","extra":1}}}}"#)
         #expect(bad.errorCode == RPCErrorCode.invalidParams)
         let paths = Set(bad["error"]?["data"]?["errors"]?.arrayValue?.compactMap { $0["path"]?.stringValue } ?? [])
-        #expect(paths == ["/arguments/path", "/arguments/count", "/arguments/opts/depth", "/arguments/opts/extra"], "\(bad)")
+        // additionalProperties is reported at the object that holds the extra member, naming it.
+        #expect(paths == ["/arguments/path", "/arguments/count", "/arguments/opts/depth", "/arguments/opts"], "\(bad)")
+        #expect(bad["error"]?["data"]?["errors"]?.arrayValue?.contains { $0["message"]?.stringValue?.contains("extra") == true } == true)
         try expectMatchesSchema(bad, "error")
         let missing = try c.roundTrip(#"{"jsonrpc":"2.0","id":2,"method":"tools.call","params":{"name":"strict"}}"#)
         #expect(missing.errorCode == RPCErrorCode.invalidParams)
@@ -419,8 +421,8 @@ import ToolProtocol
         var fetch = toolManifest("net.fetch", properties: ["url": ["type": "string"]], argv: ["/bin/echo", "{{url}}"])
         fetch = fetch.setting("title", "Fetch")
         fetch = fetch.setting("output_schema", ["type": "object"])
-        try tools.write("fetch", fetch)
-        try tools.write("fetch-twin", toolManifest("net_fetch", argv: ["/bin/true"]))
+        try tools.write("a-fetch", fetch)
+        try tools.write("b-fetch-twin", toolManifest("net_fetch", argv: ["/bin/true"]))
         let daemon = try TestDaemon(["--tools-dir", tools.path])
         defer { daemon.stop() }
         let c = try daemon.client()
