@@ -355,8 +355,8 @@ extension ExecResult {
         defer { client.close() }
         let log = NotificationLog()
         log.attach(to: client)
-        let script = "for i in 1 2 3 4 5; do echo out$i; sleep 0.05; echo err$i >&2; sleep 0.05; done; "
-            + "printf '\\377\\376'; sleep 0.05; echo end"
+        let script = "for i in 1 2 3 4 5; do echo out$i; sleep 0.1; echo err$i >&2; sleep 0.1; done; "
+            + "printf '\\377\\376'; sleep 0.1; echo end"
         let r = try client.exec(ExecParams(argv: ["sh", "-c", script], stream: true))
         #expect(r.status == .exited && r.exitCode == 0, "\(r.summary)")
         let notes = log.entries
@@ -371,7 +371,7 @@ extension ExecResult {
         #expect(out == r.stdoutBytes && err == r.stderrBytes)
         #expect(err == Array("err1\nerr2\nerr3\nerr4\nerr5\n".utf8))
         #expect(out == Array("out1\nout2\nout3\nout4\nout5\n".utf8) + [0xFF, 0xFE] + Array("end\n".utf8))
-        // Interleaving: each line was written 50 ms after the other stream's, so the order is the writes'.
+        // Interleaving: each line was written 100 ms after the other stream's, so the order is the writes'.
         var lines: [String] = []
         for chunk in outputs {
             let text = String(decoding: chunk.bytes.filter { $0 < 0x80 }, as: UTF8.self)
@@ -437,6 +437,38 @@ extension ExecResult {
                 "left behind: \(HostProcess.matching(sleep) + HostProcess.matching(sleep2))")
         let pgrep = try runRetrying("/usr/bin/pgrep", ["-u", SandboxAccount.name, "-f", "sleep \(sleep)"])
         #expect(pgrep.status == 1 && pgrep.stdout.isEmpty, "pgrep: \(pgrep.stdout)")
+    }
+
+    @Test func toolcCtrlCCancelsTheExecution() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        let sleep = uniqueSleep(60)
+        let dir = try TempDir("ctrlc")
+        defer { dir.remove() }
+        let errURL = dir.url.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let err = try FileHandle(forWritingTo: errURL)
+        let toolc = Process()
+        toolc.executableURL = URL(fileURLWithPath: Binaries.toolc)
+        toolc.arguments = ["exec", "--", "sleep", sleep]
+        toolc.environment = ["TOOLD_SOCKET": daemon.socketPath, "PATH": "/usr/bin:/bin"]
+        toolc.standardInput = FileHandle.nullDevice
+        toolc.standardOutput = FileHandle.nullDevice
+        toolc.standardError = err
+        try retryingSpawn { try toolc.run() }
+        defer { if toolc.isRunning { kill(toolc.processIdentifier, SIGKILL) } }
+        #expect(waitUntil(5) { !HostProcess.matching("sleep \(sleep)").isEmpty }, "the sleep never started")
+        kill(toolc.processIdentifier, SIGINT)
+        #expect(waitUntil(5) { !toolc.isRunning }, "toolc still running 5 s after Ctrl-C")
+        toolc.waitUntilExit()
+        try err.close()
+        let stderr = (try? String(contentsOf: errURL, encoding: .utf8)) ?? ""
+        #expect(toolc.terminationStatus == 130, "\(stderr)")
+        #expect(stderr == "toolc: cancelled\n", "\(stderr)")
+        #expect(waitUntil(2) { HostProcess.matching("sleep \(sleep)").isEmpty }, "\(HostProcess.matching("sleep \(sleep)"))")
+        let watcher = try daemon.client()
+        defer { watcher.close() }
+        #expect(try waitUntil(2) { try watcher.status().executions.running == 0 })
     }
 
     // MARK: limits that end the command
@@ -679,7 +711,7 @@ extension ExecResult {
         for i in 0..<50 {
             let client = clients[i % clients.count]
             let token = "tok-\(run)-\(i)"
-            let params = ExecParams(argv: ["sh", "-c", "sleep 0.5; echo $T; echo $T-err >&2; exit \(i % 7)"], env: ["T": token])
+            let params = ExecParams(argv: ["sh", "-c", "sleep 1; echo $T; echo $T-err >&2; exit \(i % 7)"], env: ["T": token])
             let id = try client.send(RPCMethod.exec, params: JSONCoding.toJSON(params))
             requests.append((client, id, token))
         }
