@@ -168,12 +168,14 @@ public final class ToolRegistry: Sendable {
             return "is owned by uid \(fileStat.st_uid); only files owned by root or the daemon's user are loaded"
         }
         if fileStat.st_mode & 0o022 != 0 {
-            return "is writable by group or others (mode \(String(fileStat.st_mode & 0o777, radix: 8))); only files that only admins can write are loaded"
+            let mode = String(fileStat.st_mode & 0o777, radix: 8)
+            return "is writable by group or others (mode \(mode)); only files that only admins can write are loaded"
         }
         var dirStat = stat()
         let directory = (path as NSString).deletingLastPathComponent
         if stat(directory, &dirStat) == 0, !owners.contains(dirStat.st_uid) || dirStat.st_mode & 0o022 != 0 {
-            return "its directory \(directory) is writable by non-admins (owner uid \(dirStat.st_uid), mode \(String(dirStat.st_mode & 0o777, radix: 8)))"
+            let mode = String(dirStat.st_mode & 0o777, radix: 8)
+            return "its directory \(directory) could be changed by non-admins (owner uid \(dirStat.st_uid), mode \(mode))"
         }
         return nil
     }
@@ -226,9 +228,9 @@ public final class ToolRegistry: Sendable {
         try registration.withLock { _ throws(RPCError) in
             guard let existing = snapshot.withLock({ $0.tools[name] }) else { throw .notFound("no tool named \"\(name)\"") }
             guard existing.source == .registered, let file = existing.file else {
+                let remedy = existing.source == .file ? "remove the file and reload (SIGHUP)" : "built-in tools cannot be removed"
                 throw .invalidParams(
-                    path: "/name",
-                    "tool \"\(name)\" is defined by \(existing.origin), not registered over the wire; \(existing.source == .file ? "remove the file and reload (SIGHUP)" : "built-in tools cannot be removed")")
+                    path: "/name", "tool \"\(name)\" is defined by \(existing.origin), not registered over the wire; \(remedy)")
             }
             if unlink(file) != 0 && errno != ENOENT {
                 throw .internalError("removing \(file): \(String(cString: strerror(errno)))")
