@@ -89,7 +89,12 @@ final class Execution {
         }
         let t4 = Posix.monotonicNs()
         if traceTimings {
-            print("TRACE create=\((t1-t0)/1000)us spawnwait=\((t2-t1)/1000)us stats+kill=\((t3-t2)/1000)us remove=\((t4-t3)/1000)us \(traceDetail)")
+            logger.notice(
+                "sandbox timings",
+                metadata: [
+                    "toold.timings": "create=\((t1-t0)/1000)us spawnwait=\((t2-t1)/1000)us stats+kill=\((t3-t2)/1000)us remove=\((t4-t3)/1000)us \(traceDetail)"
+                ]
+            )
         }
         if outcome.status != .failedToStart {
             classify(&outcome, stats: stats)
@@ -97,6 +102,8 @@ final class Execution {
         return outcome
     }
 
+    /// TOOLD_SANDBOX_TRACE=1: log per-step timings of every execution (the
+    /// child reports a timestamp after each setup step).
     private let traceTimings = getenv("TOOLD_SANDBOX_TRACE") != nil
     private var traceDetail = ""
     private var traceStartUs: UInt64 = 0
@@ -395,7 +402,12 @@ final class Execution {
                 } else if p.fd == reportFD {
                     let r = read(reportFD, chunk.baseAddress, chunkSize)
                     if r > 0 {
-                        if traceTimings { traceDetail += " report@\(Posix.monotonicNs() / 1000 - traceStartUs)" }
+                        if traceTimings && r % MemoryLayout<cs_report>.size == 0,
+                            UnsafeRawBufferPointer(rebasing: chunk[(r - MemoryLayout<cs_report>.size)..<r]).loadUnaligned(as: cs_report.self).step
+                                == Int32(CS_STEP_EXITED.rawValue)
+                        {
+                            traceDetail += " exited@\(Posix.monotonicNs() / 1000 - traceStartUs)"
+                        }
                         reportBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<r]))
                     } else if r == 0 || (errno != EAGAIN && errno != EINTR) {
                         close(reportFD)
