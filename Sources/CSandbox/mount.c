@@ -47,6 +47,38 @@ static int bind(const struct cs_mount_op *op) {
     return 0;
 }
 
+#ifndef MOUNT_ATTR_RDONLY
+#define MOUNT_ATTR_RDONLY 0x00000001
+#define MOUNT_ATTR_NOSUID 0x00000002
+#define MOUNT_ATTR_NODEV 0x00000004
+#define MOUNT_ATTR_NOEXEC 0x00000008
+#endif
+#ifndef AT_RECURSIVE
+#define AT_RECURSIVE 0x8000
+#endif
+
+struct cs_mount_attr {
+    uint64_t attr_set;
+    uint64_t attr_clr;
+    uint64_t propagation;
+    uint64_t userns_fd;
+};
+
+// A recursive bind whose submounts are all made read-only too: MS_REMOUNT
+// would only change the top mount and leave the host's submounts writable.
+static int rbind(const struct cs_mount_op *op) {
+    int r = create_target(op);
+    if (r < 0) return r;
+    if (mount(op->source, op->target, NULL, MS_BIND | MS_REC, NULL) < 0) return -errno;
+    struct cs_mount_attr attr = {0, 0, 0, 0};
+    if (op->flags & MS_RDONLY) attr.attr_set |= MOUNT_ATTR_RDONLY;
+    if (op->flags & MS_NOSUID) attr.attr_set |= MOUNT_ATTR_NOSUID;
+    if (op->flags & MS_NODEV) attr.attr_set |= MOUNT_ATTR_NODEV;
+    if (op->flags & MS_NOEXEC) attr.attr_set |= MOUNT_ATTR_NOEXEC;
+    if (syscall(SYS_mount_setattr, AT_FDCWD, op->target, AT_RECURSIVE, &attr, sizeof attr) < 0) return -errno;
+    return 0;
+}
+
 static int run_op(const struct cs_mount_op *op) {
     switch (op->kind) {
     case CS_MOUNT_TMPFS:
@@ -63,6 +95,8 @@ static int run_op(const struct cs_mount_op *op) {
     case CS_MOUNT_MKDIR:
         if (mkdir(op->target, (mode_t)op->mode) < 0 && errno != EEXIST) return -errno;
         return 0;
+    case CS_MOUNT_RBIND:
+        return rbind(op);
     case CS_MOUNT_SYMLINK:
         if (symlink(op->source, op->target) < 0) return -errno;
         return 0;

@@ -56,9 +56,6 @@ final class Execution {
         sigfillset(&all)
         pthread_sigmask(SIG_SETMASK, &all, nil)
 
-        if spec.mode == .trusted {
-            return failure("mode", ENOTSUP, "mode trusted: \(errnoString(ENOTSUP))")
-        }
         guard !spec.argv.isEmpty else { return failure("argv", EINVAL, "argv: empty") }
         let controllers = core.cgroups.usableControllers
         if core.configuration.requireCgroupLimits && !(controllers.contains("memory") && controllers.contains("pids")) {
@@ -209,7 +206,8 @@ final class Execution {
             toClose.append(stdinChild)
         }
 
-        let newNetns: Int32 = spec.mode == .network ? 0 : 1
+        // network and trusted share the host's network namespace.
+        let newNetns: Int32 = (spec.mode == .network || spec.mode == .trusted) ? 0 : 1
         let netns: Int32 = newNetns == 1 ? (core.netnsPool.take() ?? -1) : -1
         if netns >= 0 { toClose.append(netns) }
 

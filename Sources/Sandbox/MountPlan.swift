@@ -32,8 +32,15 @@ struct HostLayout: Sendable {
         case symlink(String)
         case directory
     }
+    enum HostRootEntry: Sendable {
+        case symlink(String)
+        case directory
+        case file
+    }
     /// Top-level /bin, /sbin, /lib* entries: merged-/usr links or real dirs.
     var rootEntries: [(name: String, entry: RootEntry)]
+    /// Every entry of the host's "/", for mode trusted.
+    var hostRoot: [(name: String, entry: HostRootEntry)]
     var procNullMasks: [String]
     var procTmpfsMasks: [String]
     var procReadOnly: [String]
@@ -55,8 +62,18 @@ struct HostLayout: Sendable {
         let tmpfsMasks = ["acpi", "scsi", "asound", "driver", "pressure"].filter { Posix.fileType("/proc/" + $0) == S_IFDIR }
         let readOnly = ["sys", "irq", "bus", "fs"].filter { Posix.fileType("/proc/" + $0) == S_IFDIR }
         let devices = ["null", "zero", "full", "random", "urandom", "tty"].filter { Posix.exists("/dev/" + $0) }
+        var hostRoot: [(String, HostRootEntry)] = []
+        for name in Posix.directoryEntries("/").sorted() {
+            switch Posix.fileType("/" + name) {
+            case S_IFLNK?: if let target = Posix.readLink("/" + name) { hostRoot.append((name, .symlink(target))) }
+            case S_IFDIR?: hostRoot.append((name, .directory))
+            case S_IFREG?: hostRoot.append((name, .file))
+            default: break
+            }
+        }
         return HostLayout(
             rootEntries: entries,
+            hostRoot: hostRoot,
             procNullMasks: nullMasks,
             procTmpfsMasks: tmpfsMasks,
             procReadOnly: readOnly,
@@ -86,23 +103,42 @@ enum MountPlan {
         ops.append(MountOp(kind: CS_MOUNT_TMPFS, flags: MountFlags.noSUID | MountFlags.noDev,
                            target: root, data: "mode=0755,size=1m,nr_inodes=4096", insidePath: "/"))
 
-        // 2. Programs: /usr read-only, and /bin, /lib… as the host has them.
-        //    Non-recursive: submounts under /usr stay hidden, not writable.
-        ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_DIR, flags: ro,
-                           source: "/usr", target: at("/usr"), insidePath: "/usr"))
-        for (name, entry) in host.rootEntries {
-            switch entry {
-            case .symlink(let target):
-                ops.append(MountOp(kind: CS_MOUNT_SYMLINK, source: target, target: at("/" + name), insidePath: "/" + name))
-            case .directory:
-                ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_DIR, flags: ro,
-                                   source: "/" + name, target: at("/" + name), insidePath: "/" + name))
+        if mode == .trusted {
+            // 2t. Trusted: the host's whole tree, every submount included,
+            //     read-only, nosuid, nodev (mount_setattr, recursive) — except
+            //     what the sandbox gets fresh below.
+            let own: Set<String> = ["proc", "dev", "tmp", "workspace"]
+            for (name, entry) in host.hostRoot where !own.contains(name) {
+                switch entry {
+                case .symlink(let target):
+                    ops.append(MountOp(kind: CS_MOUNT_SYMLINK, source: target, target: at("/" + name), insidePath: "/" + name))
+                case .directory:
+                    ops.append(MountOp(kind: CS_MOUNT_RBIND, create: CS_CREATE_DIR, flags: ro,
+                                       source: "/" + name, target: at("/" + name), insidePath: "/" + name))
+                case .file:
+                    ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_FILE, flags: ro,
+                                       source: "/" + name, target: at("/" + name), insidePath: "/" + name))
+                }
             }
-        }
+        } else {
+            // 2. Programs: /usr read-only, and /bin, /lib… as the host has them.
+            //    Non-recursive: submounts under /usr stay hidden, not writable.
+            ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_DIR, flags: ro,
+                               source: "/usr", target: at("/usr"), insidePath: "/usr"))
+            for (name, entry) in host.rootEntries {
+                switch entry {
+                case .symlink(let target):
+                    ops.append(MountOp(kind: CS_MOUNT_SYMLINK, source: target, target: at("/" + name), insidePath: "/" + name))
+                case .directory:
+                    ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_DIR, flags: ro,
+                                       source: "/" + name, target: at("/" + name), insidePath: "/" + name))
+                }
+            }
 
-        // 3. /etc: the skeleton prepared at runtime start, read-only.
-        ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_DIR, flags: ro,
-                           source: etcSkeleton, target: at("/etc"), insidePath: "/etc"))
+            // 3. /etc: the skeleton prepared at runtime start, read-only.
+            ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_DIR, flags: ro,
+                               source: etcSkeleton, target: at("/etc"), insidePath: "/etc"))
+        }
 
         // 4. A fresh /proc of the sandbox's PID namespace (the child is its
         //    PID 1), then the sensitive parts masked or made read-only —

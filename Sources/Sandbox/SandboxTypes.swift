@@ -44,8 +44,10 @@ public enum IsolationMode: String, Sendable {
     case readOnly = "read_only"
     /// As `sandbox`, but in the host's network namespace.
     case network
-    /// Host / read-only and host network; still its own PID/IPC/UTS
-    /// namespaces, cgroup and seccomp. Not implemented yet: `failed_to_start`.
+    /// The host's whole tree read-only (every submount, nosuid, nodev) and
+    /// the host network; still its own user/PID/mount/IPC/UTS/cgroup
+    /// namespaces, fresh /proc, minimal /dev, scratch /tmp and /workspace,
+    /// no capabilities, cgroup limits and seccomp.
     case trusted
 }
 

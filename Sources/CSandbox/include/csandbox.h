@@ -81,6 +81,9 @@ enum cs_mount_kind {
     CS_MOUNT_REMOUNT,     // remount the bind at target with flags
     CS_MOUNT_MKDIR,       // mkdir target mode (existing is fine)
     CS_MOUNT_SYMLINK,     // symlink target -> source
+    CS_MOUNT_RBIND,       // bind source and every submount to target, then
+                          // mount_setattr(AT_RECURSIVE) with flags (MS_RDONLY,
+                          // MS_NOSUID, MS_NODEV, MS_NOEXEC) on the whole tree
 };
 
 /// For CS_MOUNT_BIND: what to create at target before binding.
