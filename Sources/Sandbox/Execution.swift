@@ -49,7 +49,46 @@ final class Execution {
         .failedToStart(SandboxFailure(stage: stage, errno: code, message: message ?? "\(stage): \(errnoString(code))"))
     }
 
-    func run() -> SandboxOutcome {
+    /// Runs the execution; calls `deliver` exactly once, as soon as the
+    /// outcome is known, then finishes tearing the sandbox down (see `settle`).
+    func run(deliver: (SandboxOutcome) -> Void) {
+        let outcome = execute()
+        deliver(outcome)
+        settle()
+    }
+
+    private var pendingCgroup: SandboxCgroup?
+
+    /// After delivery: wait for init to be reaped (it is already exiting:
+    /// either it reported the command's exit or we SIGKILLed it), make sure
+    /// the cgroup is empty, remove it. Init's exit tears down its mount
+    /// namespace (an RCU grace period), which the caller need not wait for.
+    private func settle() {
+        if pidfd >= 0 {
+            if !reaped {
+                var pfd = pollfd(fd: pidfd, events: Int16(POLLIN), revents: 0)
+                if poll(&pfd, 1, 5000) == 0 {
+                    logger.error("sandbox init did not exit after reporting; killing it")
+                    _ = cs_pidfd_send_signal(pidfd, SIGKILL)
+                }
+                var status: Int32 = 0
+                _ = cs_pidfd_wait(pidfd, 0, &status)
+                reaped = true
+            }
+            close(pidfd)
+            pidfd = -1
+        }
+        guard let cgroup = pendingCgroup else { return }
+        core.cgroups.killAll(cgroup)
+        do {
+            try core.cgroups.remove(cgroup)
+        } catch {
+            logger.error("removing a sandbox cgroup failed", metadata: ["toold.error": "\(error)"])
+        }
+        pendingCgroup = nil
+    }
+
+    private func execute() -> SandboxOutcome {
         // This thread takes no signals: a write to a closed stdin pipe must
         // return EPIPE, not kill the daemon with SIGPIPE.
         var all = sigset_t()
@@ -71,25 +110,18 @@ final class Execution {
         } catch {
             return failure("cgroup", error.errno, "cgroup: \(error)")
         }
+        pendingCgroup = cgroup
         let t1 = Posix.monotonicNs()
         var outcome = spawnAndWait(cgroup: cgroup)
         let t2 = Posix.monotonicNs()
-        // Accounting first (the counters go with the directory), then make
-        // sure nothing is left, then remove.
+        // Accounting before anything else: the counters go with the cgroup.
         let stats = core.cgroups.stats(cgroup)
-        core.cgroups.killAll(cgroup)
         let t3 = Posix.monotonicNs()
-        do {
-            try core.cgroups.remove(cgroup)
-        } catch {
-            logger.error("removing a sandbox cgroup failed", metadata: ["toold.error": "\(error)"])
-        }
-        let t4 = Posix.monotonicNs()
         if traceTimings {
             logger.notice(
                 "sandbox timings",
                 metadata: [
-                    "toold.timings": "create=\((t1-t0)/1000)us spawnwait=\((t2-t1)/1000)us stats+kill=\((t3-t2)/1000)us remove=\((t4-t3)/1000)us \(traceDetail)"
+                    "toold.timings": "create=\((t1-t0)/1000)us spawnwait=\((t2-t1)/1000)us stats=\((t3-t2)/1000)us \(traceDetail)"
                 ]
             )
         }
@@ -107,6 +139,9 @@ final class Execution {
     // Raw result of the loop, classified afterwards with the cgroup's stats.
     private var exitStatus: Int32?
     private var initStatus: Int32?
+    /// Init's pidfd; owned here from the clone until `settle` closes it.
+    private var pidfd: Int32 = -1
+    private var reaped = false
     private var killReason: KillReason?
 
     private func classify(_ outcome: inout SandboxOutcome, stats: CgroupStats) {
@@ -267,22 +302,23 @@ final class Execution {
 
         let start = Posix.monotonicNs()
         traceStartUs = start / 1000
-        var pidfd: Int32 = -1
         let pid = cs_spawn(&config, &pidfd)
         // The child has its copies; ours of its ends would hide EOF.
         for fd in [stdinChild, out.child, err.child, report.child, netns] where fd >= 0 {
             close(fd)
             toClose.removeAll { $0 == fd }
         }
-        guard pid > 0 else { return failure("clone", -pid) }
-        // From here the loop owns (and closes) the parent ends; we own the pidfd.
-        toClose = [pidfd]
+        guard pid > 0 else {
+            pidfd = -1
+            return failure("clone", -pid)
+        }
+        // From here the loop owns (and closes) the parent ends; settle() the pidfd.
+        toClose = []
         withExtendedLifetime(arena) {}
 
         let spawned = Posix.monotonicNs()
         var outcome = SandboxOutcome(status: .exited)
         let failureRecord = loop(
-            pidfd: pidfd,
             stdout: out.parent,
             stderr: err.parent,
             report: report.parent,
@@ -310,7 +346,6 @@ final class Execution {
 
     /// Returns the first failure the child reported, if any.
     private func loop(
-        pidfd: Int32,
         stdout: Int32,
         stderr: Int32,
         report: Int32,
@@ -325,8 +360,12 @@ final class Execution {
         var stdinFD = stdinFD
         let stdinData = spec.stdin ?? []
         var stdinOffset = 0
-        var reaped = false
+        let pidfd = self.pidfd
         var drainDeadline: Int64 = 0
+        // Set once init's report of the command's exit has arrived.
+        var exitReported = false
+        var scanned = 0
+        let recordSize = MemoryLayout<cs_report>.size
         let timeoutMs = Int64(spec.timeout.components.seconds) * 1000
             + Int64(spec.timeout.components.attoseconds / 1_000_000_000_000_000)
         let deadline = Posix.monotonicMs() + max(0, timeoutMs)
@@ -352,6 +391,9 @@ final class Execution {
         while true {
             let streamsOpen = streams.contains { $0.fd >= 0 }
             if reaped && !streamsOpen && reportFD < 0 { break }
+            // The command exited on its own and its output is complete: the
+            // outcome is known. Init is exiting; settle() waits for it.
+            if exitReported && killReason == nil && !streamsOpen { break }
             let now = Posix.monotonicMs()
             if reaped && now >= drainDeadline { break }
             var fds: [pollfd] = []
@@ -407,6 +449,13 @@ final class Execution {
                             traceDetail += " exited@\(Posix.monotonicNs() / 1000 - traceStartUs)"
                         }
                         reportBytes.append(contentsOf: UnsafeRawBufferPointer(rebasing: chunk[0..<r]))
+                        while scanned + recordSize <= reportBytes.count {
+                            let step = reportBytes[scanned..<scanned + recordSize].withUnsafeBytes {
+                                $0.loadUnaligned(as: cs_report.self).step
+                            }
+                            if step == Int32(CS_STEP_EXITED.rawValue) { exitReported = true }
+                            scanned += recordSize
+                        }
                     } else if r == 0 || (errno != EAGAIN && errno != EINTR) {
                         close(reportFD)
                         reportFD = -1
@@ -445,13 +494,6 @@ final class Execution {
         }
         for s in streams where s.fd >= 0 { close(s.fd) }
         if reportFD >= 0 { close(reportFD) }
-        if !reaped {
-            // Drain deadline cannot pass before reaping; this is only reached
-            // if the loop broke otherwise. Make sure init is gone and reaped.
-            _ = cs_pidfd_send_signal(pidfd, SIGKILL)
-            var status: Int32 = 0
-            if cs_pidfd_wait(pidfd, 0, &status) == 0 { initStatus = status }
-        }
         outcome.stdout = streams[0].bytes
         outcome.stderr = streams[1].bytes
         outcome.stdoutTruncated = streams[0].truncated

@@ -67,7 +67,7 @@ public final class SandboxRuntime: Sendable {
             await withCheckedContinuation { (continuation: CheckedContinuation<SandboxOutcome, Never>) in
                 let r = startDedicatedThread {
                     let execution = Execution(core: core, spec: spec, serial: serial, cancel: cancel, onOutput: onOutput)
-                    continuation.resume(returning: execution.run())
+                    execution.run { continuation.resume(returning: $0) }
                 }
                 if r != 0 {
                     continuation.resume(returning: .failedToStart(

@@ -82,6 +82,16 @@ func cgroupExists(forExecution id: String) -> Bool {
     TestRuntime.shared.core.cgroups.liveSandboxes().contains { $0.hasSuffix("-" + id) }
 }
 
+/// The outcome is delivered as soon as it is known; the cgroup goes right
+/// after (once init's exit has torn the namespaces down). Waits up to 3 s.
+func cgroupIsRemoved(forExecution id: String) async -> Bool {
+    for _ in 0..<300 {
+        if !cgroupExists(forExecution: id) { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return false
+}
+
 /// Host pids whose command line contains `needle`.
 func hostProcesses(containing needle: String) -> [Int32] {
     let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
