@@ -860,10 +860,14 @@ func procStatus(_ text: String) -> [String: String] {
         let daemon = try startDaemon()
         defer { daemon.stop() }
         let paths = ["/proc/kcore", "/proc/kmsg", "/proc/timer_list", "/proc/sched_debug", "/proc/keys", "/proc/kallsyms"]
+        // Kernels without CONFIG_PROC_KCORE have no /proc/kcore at all; the others show the masking works.
+        let onHost = paths.filter { FileManager.default.fileExists(atPath: $0) }
+        #expect(onHost.count >= 2, "too few of \(paths) exist on this kernel for the probe to mean anything")
         expectAllBlocked(try daemon.probe("proc_file", paths), attempts: paths.count)
     }
 
     /// Attack: crash or reboot the host through /proc/sysrq-trigger. Defence: masked, read-only.
+    /// (Kernels without CONFIG_MAGIC_SYSRQ have no such file; the probe then only shows it is absent.)
     @Test func procSysrqTriggerIsNotWritable() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
