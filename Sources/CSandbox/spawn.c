@@ -181,7 +181,7 @@ pid_t cs_spawn(const struct cs_spawn_config *c, int *pidfd) {
     if (c->trace_steps) clock_gettime(CLOCK_MONOTONIC, &clone_time);
     // Exit signal 0: no SIGCHLD to the daemon, and a waitpid(-1) elsewhere in
     // the daemon cannot reap it (needs __WALL); we wait on the pidfd.
-    long pid = syscall(SYS_clone, flags, NULL, &fd, NULL, NULL);
+    long pid = syscall(SYS_clone, flags | (unsigned long)(c->exit_signal & 0xff), NULL, &fd, NULL, NULL);
     if (pid == 0) child_main(c);
     int err = errno;
     pthread_sigmask(SIG_SETMASK, &old, NULL);

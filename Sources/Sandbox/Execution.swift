@@ -72,7 +72,11 @@ final class Execution {
                     _ = cs_pidfd_send_signal(pidfd, SIGKILL)
                 }
                 var status: Int32 = 0
-                _ = cs_pidfd_wait(pidfd, 0, &status)
+                if viaZygote {
+                    _ = poll(&pfd, 1, -1)
+                } else {
+                    _ = cs_pidfd_wait(pidfd, 0, &status)
+                }
                 reaped = true
             }
             close(pidfd)
@@ -142,6 +146,9 @@ final class Execution {
     /// Init's pidfd; owned here from the clone until `settle` closes it.
     private var pidfd: Int32 = -1
     private var reaped = false
+    /// Init is the zygote's child: its exit shows on the pidfd, the kernel
+    /// reaps it, and there is no wait status to collect.
+    private var viaZygote = false
     private var killReason: KillReason?
 
     private func classify(_ outcome: inout SandboxOutcome, stats: CgroupStats) {
@@ -302,7 +309,18 @@ final class Execution {
 
         let start = Posix.monotonicNs()
         traceStartUs = start / 1000
-        let pid = cs_spawn(&config, &pidfd)
+        var pid: pid_t = -ENOTCONN
+        if core.zygoteSocket >= 0 {
+            pid = cs_zygote_spawn(core.zygoteSocket, &config, &pidfd)
+            viaZygote = pid > 0
+            if pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN {
+                logger.error("sandbox zygote is gone; cloning from the daemon")
+            }
+        }
+        if !viaZygote && (core.zygoteSocket < 0 || pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN) {
+            config.exit_signal = 0
+            pid = cs_spawn(&config, &pidfd)
+        }
         // The child has its copies; ours of its ends would hide EOF.
         for fd in [stdinChild, out.child, err.child, report.child, netns] where fd >= 0 {
             close(fd)
@@ -425,7 +443,8 @@ final class Execution {
                     killSandbox(.cancelled)
                 } else if p.fd == pidfd {
                     var status: Int32 = 0
-                    let r = cs_pidfd_wait(pidfd, 1, &status)
+                    let r = viaZygote ? 0 : cs_pidfd_wait(pidfd, 1, &status)
+                    if viaZygote { status = SIGKILL }
                     if r == 0 {
                         if traceTimings { traceDetail += " reaped@\(Posix.monotonicNs() / 1000 - traceStartUs)" }
                         reaped = true

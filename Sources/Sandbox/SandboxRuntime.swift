@@ -144,6 +144,9 @@ final class RuntimeCore: @unchecked Sendable {
     let rootMountPoint: String
     let capLastCap: Int32
     let netnsPool: NetnsPool
+    /// Socket to the zygote (see CSandbox/zygote.c), or -1: clone directly.
+    let zygoteSocket: Int32
+    private let zygotePID: pid_t
     private let lockFD: Int32
     private let serial = Atomic<UInt64>(0)
 
@@ -211,6 +214,17 @@ final class RuntimeCore: @unchecked Sendable {
         if leftovers > 0 {
             logger.warning("removed sandbox cgroups left by a previous run", metadata: ["toold.count": "\(leftovers)"])
         }
+        var socket: Int32 = -1
+        var zygote: pid_t = 0
+        if configuration.useZygote {
+            let r = cs_zygote_start(&socket, &zygote)
+            if r < 0 {
+                logger.warning("sandbox zygote did not start; cloning from the daemon", metadata: ["toold.errno": "\(errnoString(-r))"])
+                socket = -1
+            }
+        }
+        zygoteSocket = socket
+        zygotePID = zygote
         netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), logger: logger)
         logger.info(
             "sandbox runtime ready",
@@ -220,6 +234,7 @@ final class RuntimeCore: @unchecked Sendable {
                 "toold.seccomp_instructions": "\(cs_seccomp_length(prog))",
                 "toold.sandbox_uid": "\(hostUID)",
                 "toold.netns_pool": "\(configuration.netnsPoolSize)",
+                "toold.zygote_pid": "\(zygote)",
             ]
         )
     }
@@ -229,6 +244,12 @@ final class RuntimeCore: @unchecked Sendable {
     }
 
     deinit {
+        if zygoteSocket >= 0 {
+            // EOF ends the zygote; reap it.
+            close(zygoteSocket)
+            var status: Int32 = 0
+            waitpid(zygotePID, &status, 0)
+        }
         netnsPool.stop()
         cs_seccomp_free(seccomp)
         close(lockFD)

@@ -218,6 +218,11 @@ public struct SandboxConfiguration: Sendable {
     public var maxOpenFiles: UInt64 = 4096
     /// Hostname seen inside.
     public var hostname: String = "sandbox"
+    /// Clone sandboxes from a small zygote process (this executable re-run
+    /// as "toold-sandbox-zygote") instead of from the daemon itself, which
+    /// would copy the daemon's whole address space per execution. Falls back
+    /// to direct clone when the zygote cannot start.
+    public var useZygote: Bool = true
 
     public init(
         stateDirectory: String,
@@ -227,7 +232,8 @@ public struct SandboxConfiguration: Sendable {
         requireCgroupLimits: Bool = true,
         cgroupRootOverride: String? = nil,
         maxOpenFiles: UInt64 = 4096,
-        hostname: String = "sandbox"
+        hostname: String = "sandbox",
+        useZygote: Bool = true
     ) {
         self.stateDirectory = stateDirectory
         self.sandboxUser = sandboxUser
@@ -237,6 +243,7 @@ public struct SandboxConfiguration: Sendable {
         self.cgroupRootOverride = cgroupRootOverride
         self.maxOpenFiles = maxOpenFiles
         self.hostname = hostname
+        self.useZygote = useZygote
     }
 }
 

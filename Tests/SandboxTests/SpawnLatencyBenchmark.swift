@@ -12,7 +12,7 @@ struct SpawnLatencyBenchmark {
     func trueLatency(poolSize: Int) async throws {
         TestRuntime.ensureSandboxUser()
         var logger = Logger(label: "toold.sandbox.bench")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["TOOLD_SANDBOX_TRACE"] != nil ? .notice : .warning
         let runtime = try SandboxRuntime(
             configuration: SandboxConfiguration(stateDirectory: "/tmp/toold-sandbox-bench-\(poolSize)", netnsPoolSize: poolSize),
             logger: logger

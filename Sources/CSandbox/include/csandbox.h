@@ -146,12 +146,26 @@ struct cs_spawn_config {
     const char *cwd;
     /// Non-zero: report a CS_STEP_TRACE record after every setup step.
     int trace_steps;
+    /// Signal the parent gets when init exits: 0 in the daemon (nothing
+    /// else there can reap it by accident), SIGCHLD in the zygote (which
+    /// ignores SIGCHLD, so the kernel reaps init by itself).
+    int exit_signal;
 };
 
 /// Clones the sandbox init. Returns its host pid (>0) and stores an O_CLOEXEC
 /// pidfd in *pidfd, or returns -errno. The child never returns here.
 /// The child's exit signal is 0: reap it with waitid(P_PIDFD, ..., __WALL).
 pid_t cs_spawn(const struct cs_spawn_config *config, int *pidfd);
+
+/// The zygote: a small single-threaded process (this executable re-executed
+/// as "toold-sandbox-zygote", intercepted by a constructor before main) that
+/// clones sandboxes on request, so the daemon never copies its own address
+/// space per execution. Starts it; returns 0 and the socket, or -errno.
+int cs_zygote_start(int *sock_out, pid_t *pid_out);
+/// Asks the zygote to clone a sandbox for `config` (thread-safe). Returns
+/// init's pid and an O_CLOEXEC pidfd in *pidfd, or -errno. The sandbox init
+/// is the zygote's child: poll the pidfd for its exit, do not waitid it.
+pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *config, int *pidfd);
 
 /// Creates a fresh network namespace with `lo` up, on a short-lived helper
 /// thread (so no thread of the caller ever changes namespace). Returns an
