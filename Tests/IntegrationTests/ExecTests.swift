@@ -234,6 +234,18 @@ extension ExecResult {
         #expect(both.errorCode == RPCErrorCode.invalidParams, "\(JSONCoding.serializeString(both))")
     }
 
+    @Test func toolcPassesLargeNULHeavyStdinThrough() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        // A tar archive or a sparse image is mostly NUL bytes: valid UTF-8, but 6 bytes each as JSON text
+        // (\u0000). 4 MiB of them fit a 16 MiB frame as base64 (5.6 MiB), not as text (24 MiB).
+        var input = [UInt8](repeating: 0, count: 4 << 20)
+        for i in stride(from: 0, to: input.count, by: 512) { input[i] = UInt8(ascii: "x") }
+        let out = try daemon.runToolc(["exec", "--", "sh", "-c", "wc -c; echo done"], stdin: input)
+        #expect(out.status == 0, "toolc exit \(out.status): \(out.stderr)")
+        #expect(out.stdout == "4194304\ndone\n", "\(out.stdout)")
+    }
+
     // MARK: environment and working directory
 
     @Test func environmentIsCleanAndTheDaemonsSecretInvisible() throws {
