@@ -66,6 +66,7 @@ public final class ToolClient {
         let capacity = MemoryLayout.size(ofValue: address.sun_path)
         guard socketPath.utf8.count < capacity else {
             Glibc.close(fd)
+            fd = -1  // deinit runs for a throwing init of a class: it must not close the number again
             throw .unreachable(path: socketPath, errno: ENAMETOOLONG)
         }
         withUnsafeMutableBytes(of: &address.sun_path) { raw in
@@ -78,6 +79,7 @@ public final class ToolClient {
         if result != 0 {
             let err = errno
             Glibc.close(fd)
+            fd = -1  // deinit runs for a throwing init of a class: it must not close the number again
             if err == EACCES || err == EPERM { throw .permissionDenied(path: socketPath) }
             throw .unreachable(path: socketPath, errno: err)
         }
@@ -152,8 +154,15 @@ public final class ToolClient {
         while offset < bytes.count {
             let n = bytes[offset...].withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
             if n < 0 {
-                if errno == EINTR { continue }
-                throw .protocolError("write to the daemon failed: \(String(cString: strerror(errno)))")
+                let err = errno
+                if err == EINTR { continue }
+                // The daemon may have refused the frame (e.g. too large) and closed: its answer says why.
+                if err == EPIPE || err == ECONNRESET, let answer = try? readMessage(), let response = RPCResponse(json: answer),
+                    case .failure(let error) = response.outcome
+                {
+                    throw .rpc(error)
+                }
+                throw .protocolError("write to the daemon failed: \(String(cString: strerror(err)))")
             }
             offset += n
         }

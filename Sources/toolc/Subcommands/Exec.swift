@@ -55,7 +55,12 @@ struct Exec: ParsableCommand {
         params.limits = limits == ExecLimits() ? nil : limits
         if !noStdin && isatty(0) == 0 {
             let input = readAllStdin()
-            if let text = String(validating: input, as: UTF8.self) { params.stdin = text } else { params.stdinBase64 = Base64.encode(input) }
+            if let text = String(validating: input, as: UTF8.self), jsonEscapedSize(input) <= (input.count + 2) / 3 * 4 {
+                params.stdin = text
+            } else {
+                // Binary, or text whose JSON escaping (\u0000 is 6 bytes) would outgrow base64.
+                params.stdinBase64 = Base64.encode(input)
+            }
         }
         return params
     }
@@ -132,6 +137,17 @@ struct Exec: ParsableCommand {
         case .failedToStart:
             reason("failed to start: \(result.failure?.message ?? "unknown")")
             return result.failure?.errno == ENOENT ? ExitCodes.notFound : ExitCodes.failedToStart
+        }
+    }
+}
+
+/// Bytes `input` takes as a JSON string body: control characters become 6-byte escapes, `"` and `\` two.
+func jsonEscapedSize(_ input: [UInt8]) -> Int {
+    input.reduce(0) { size, byte in
+        switch byte {
+        case 0x22, 0x5C, 0x0A, 0x0D, 0x09: return size + 2
+        case ..<0x20: return size + 6
+        default: return size + 1
         }
     }
 }
