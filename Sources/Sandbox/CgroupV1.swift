@@ -56,6 +56,10 @@ struct CgroupV1: CgroupBackend {
         return ["memory", "pids", "cpu", "cpuacct"].compactMap { parents[$0] }.filter { seen.insert($0).inserted }
     }
 
+    func releaseParent() {
+        for dir in hierarchyParents { rmdir(dir) }
+    }
+
     func create(name: String, limits: SandboxLimits) throws(SyscallError) -> SandboxCgroup {
         let cgroup = SandboxCgroup(name: name, directories: hierarchyParents.map { $0 + "/" + name })
         do throws(SyscallError) {

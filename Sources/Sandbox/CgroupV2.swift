@@ -125,6 +125,10 @@ struct CgroupV2: CgroupBackend {
         for dir in cgroup.directories { try CgroupFiles.removeDirectory(dir) }
     }
 
+    func releaseParent() {
+        rmdir(parent)
+    }
+
     func liveSandboxes() -> [String] {
         Posix.directoryEntries(parent).filter { Posix.fileType(parent + "/" + $0) == S_IFDIR }.sorted()
     }

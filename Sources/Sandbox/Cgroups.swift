@@ -36,6 +36,8 @@ protocol CgroupBackend: Sendable {
     func removeLeftovers() -> Int
     /// Names of the sandbox cgroups that exist now.
     func liveSandboxes() -> [String]
+    /// Removes this daemon's (empty) parent cgroup(s) on a clean stop; best effort, a non-empty parent stays.
+    func releaseParent()
 }
 
 /// Used when no cgroup filesystem is usable (and limits are not required).
@@ -50,6 +52,7 @@ struct NoCgroups: CgroupBackend {
     func remove(_ cgroup: SandboxCgroup) throws(SyscallError) {}
     func removeLeftovers() -> Int { 0 }
     func liveSandboxes() -> [String] { [] }
+    func releaseParent() {}
 }
 
 /// One line of /proc/self/mountinfo that mounts a cgroup filesystem.

@@ -185,6 +185,7 @@ final class Execution {
             outcome.status = .signaled
             outcome.signal = (initStatus ?? SIGKILL) & 0x7f
         }
+        if outcome.status == .timeout { violations.append("timeout_ms") }
         if outcome.status == .oom { violations.append("memory_bytes") }
         if outcome.status == .outputLimit { violations.append("output_bytes") }
         outcome.violations = violations
@@ -397,7 +398,15 @@ final class Execution {
 
         func killSandbox(_ reason: KillReason) {
             if killReason == nil { killReason = reason }
-            if !reaped { _ = cs_pidfd_send_signal(pidfd, SIGKILL) }
+            guard !reaped else { return }
+            let r = cs_pidfd_send_signal(pidfd, SIGKILL)
+            if r < 0 {
+                logger.warning("SIGKILL to the sandbox's init failed; killing through its cgroup",
+                               metadata: ["toold.errno": "\(errnoString(-r))"])
+            }
+            // Also through the cgroup: it holds every process of the sandbox, whatever happened to init's
+            // pidfd, so a kill can never be lost (the loop stops watching the cancel fd once it is set).
+            if let cgroup = pendingCgroup { core.cgroups.killAll(cgroup) }
         }
 
         if stdinFD >= 0 && stdinData.isEmpty {

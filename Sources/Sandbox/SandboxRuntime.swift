@@ -25,14 +25,33 @@ public final class SandboxRuntime: Sendable {
     /// made safe (no sandbox user, seccomp unavailable, state dir unusable).
     public init(configuration: SandboxConfiguration, logger: Logger) throws {
         core = try RuntimeCore(configuration: configuration, logger: logger)
+        userNamespacesAvailable = Self.detectUserNamespaces()
+        if !userNamespacesAvailable {
+            logger.error("user namespaces are disabled for unprivileged users; every execution will fail to start")
+        }
+    }
+
+    /// The kernel switches that decide whether an unprivileged process (the sandbox user, after the
+    /// credential drop) may create a user namespace: the namespace count limit, Debian's
+    /// `unprivileged_userns_clone`, and Ubuntu's AppArmor restriction.
+    static func detectUserNamespaces() -> Bool {
+        func read(_ path: String) -> Int? {
+            guard let bytes = try? Posix.readFile(path) else { return nil }
+            return Int(String(decoding: bytes.filter { $0 != 10 && $0 != 32 }, as: UTF8.self))
+        }
+        if let max = read("/proc/sys/user/max_user_namespaces"), max == 0 { return false }
+        if let allowed = read("/proc/sys/kernel/unprivileged_userns_clone"), allowed == 0 { return false }
+        if let restricted = read("/proc/sys/kernel/apparmor_restrict_unprivileged_userns"), restricted != 0 { return false }
+        return true
     }
 
     /// The layout found at start.
     public var cgroupLayout: CgroupLayout { core.cgroups.layout }
     /// Controllers limits are set with (e.g. memory, pids, cpu, cpuacct).
     public var usableControllers: [String] { core.cgroups.usableControllers }
-    /// Always true once init succeeded: every sandbox gets a user namespace.
-    public var userNamespacesAvailable: Bool { true }
+    /// Whether the kernel lets the sandbox user create its user namespace (detected at start; every
+    /// sandbox needs one, so when this is false executions fail at stage "unshare").
+    public let userNamespacesAvailable: Bool
     /// Always true once init succeeded: the filter compiled and loads per sandbox.
     public var seccompAvailable: Bool { core.seccomp != nil }
 
@@ -88,6 +107,7 @@ public final class SandboxRuntime: Sendable {
         }
         for cancel in running { cancel.fire() }
         core.netnsPool.stop()
+        core.cgroups.releaseParent()
     }
 }
 

@@ -106,6 +106,15 @@ extension DaemonConfiguration {
     /// Checks what single fields cannot: relations between settings.
     public func validate() throws(ConfigurationError) {
         let file = configFile ?? "(flags)"
+        // The same ranges the file reader applies, so a flag cannot set what the file may not.
+        for (name, value, range) in [
+            ("max_frame_bytes", maxFrameBytes, 64...(1 << 30)), ("max_connections", maxConnections, 1...100_000),
+            ("read_timeout_ms", readTimeoutMs, 10...3_600_000), ("shutdown_grace_ms", shutdownGraceMs, 0...3_600_000),
+            ("netns_pool_size", netnsPoolSize, 0...256),
+        ] where !range.contains(value) {
+            throw ConfigurationError(
+                file: file, field: name, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+        }
         guard socketPath.hasPrefix("/") else {
             throw ConfigurationError(file: file, field: "socket", reason: "must be an absolute path, got \"\(socketPath)\"")
         }

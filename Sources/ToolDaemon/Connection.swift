@@ -115,6 +115,16 @@ final class Connection: Sendable {
     }
 
     private func sendPayload(_ payload: [UInt8]) {
+        let limit = server.configuration.maxFrameBytes
+        if payload.count > limit {
+            // Clients read frames up to the same maximum: say so instead of sending what they would refuse.
+            logger.warning("answer larger than the maximum frame size replaced by an error", metadata: ["toold.bytes": "\(payload.count)"])
+            let id = (try? JSONCoding.parse(payload))?["id"] ?? .null
+            let error = RPCError.internalError(
+                "the answer (\(payload.count) bytes) exceeds the maximum frame size of \(limit) bytes; lower output_bytes")
+            sendPayload(JSONCoding.serialize(RPCResponse(id: id, outcome: .failure(error)).json))
+            return
+        }
         let buffer = channel.allocator.buffer(bytes: Framing.encode(payload))
         channel.writeAndFlush(buffer, promise: nil)
     }

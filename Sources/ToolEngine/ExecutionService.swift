@@ -132,14 +132,18 @@ public final class ExecutionService: Sendable {
     ) async throws(RPCError) -> (result: ExecResult, stdout: [UInt8]) {
         let executionID = Self.newExecutionID()
         let spec = try resolve(request, executionID: executionID)
-        onStart?(executionID)
         let runtime = self.runtime
         let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
             onOutput?(executionID, stream == .stdout ? .stdout : .stderr, bytes)
         }
-        let run = Task { await runtime.run(spec, onOutput: sink) }
-        running.withLock { $0[executionID] = RunningExecution(ownerUID: caller.uid, cancel: { run.cancel() }) }
+        // Registered before the client learns the id (exec.started), so an immediate exec.cancel finds it;
+        // started after, so no output can precede exec.started.
+        let handle = RunHandle()
+        running.withLock { $0[executionID] = RunningExecution(ownerUID: caller.uid, cancel: { handle.cancel() }) }
         defer { _ = running.withLock { $0.removeValue(forKey: executionID) } }
+        onStart?(executionID)
+        let run = Task { await runtime.run(spec, onOutput: sink) }
+        handle.attach(run)
         var log = logger
         log[metadataKey: "toold.execution_id"] = "\(executionID)"
         log.debug("execution started", metadata: ["toold.uid": "\(caller.uid)", "toold.argv0": "\(spec.argv[0])"])
@@ -249,5 +253,26 @@ public struct ExecutionRequest: Sendable {
         case (.some, .some): stdinProblem = ParamError(path: "/stdin", message: "give stdin or stdin_base64, not both")
         case (nil, nil): break
         }
+    }
+}
+
+/// The task of one execution, cancellable before it exists: a cancel that arrives first is applied on attach.
+final class RunHandle: Sendable {
+    private let state = Mutex<(task: Task<SandboxOutcome, Never>?, cancelled: Bool)>((nil, false))
+
+    func attach(_ task: Task<SandboxOutcome, Never>) {
+        let cancelled = state.withLock { s -> Bool in
+            s.task = task
+            return s.cancelled
+        }
+        if cancelled { task.cancel() }
+    }
+
+    func cancel() {
+        let task = state.withLock { s -> Task<SandboxOutcome, Never>? in
+            s.cancelled = true
+            return s.task
+        }
+        task?.cancel()
     }
 }

@@ -5,8 +5,10 @@ public enum Framing {
     /// Default maximum payload size (16 MiB); the daemon's `max_frame_bytes` setting overrides it.
     public static let defaultMaxFrameBytes = 16 * 1024 * 1024
 
-    /// Prefixes `payload` with its length.
+    /// Prefixes `payload` with its length. The caller keeps payloads within the maximum frame size
+    /// (`Connection` refuses larger results); a payload beyond 4 GiB cannot be framed at all.
     public static func encode(_ payload: some Collection<UInt8>) -> [UInt8] {
+        precondition(payload.count <= Int(UInt32.max), "frame payload of \(payload.count) bytes cannot be framed")
         let n = UInt32(payload.count)
         var out: [UInt8] = []
         out.reserveCapacity(payload.count + headerBytes)

@@ -31,6 +31,8 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("sandbox-user"), help: "Unprivileged host user sandboxes run as (default toold-sandbox).") var sandboxUser: String?
     @Option(name: .customLong("netns-pool-size"), help: "Network namespaces prepared ahead (default 4; 0 disables).") var netnsPoolSize: Int?
     @Option(name: .customLong("tools-dir"), help: "Directory of tool manifests, *.json (default /etc/toold/tools.d).") var toolsDir: String?
+    @Option(name: .customLong("require-cgroup-limits"), help: "Refuse executions when memory/pids limits cannot be enforced (default true).")
+    var requireCgroupLimits: Bool?
     @Option(name: .customLong("limit"), help: ArgumentHelp("Execution limit default and maximum: NAME=DEFAULT[:MAX] (repeatable).", valueName: "NAME=DEFAULT[:MAX]"))
     var limits: [String] = []
 
@@ -63,6 +65,7 @@ struct Toold: AsyncParsableCommand {
         if let readTimeoutMs { c.readTimeoutMs = readTimeoutMs }
         if let shutdownGraceMs { c.shutdownGraceMs = shutdownGraceMs }
         if let netnsPoolSize { c.netnsPoolSize = netnsPoolSize }
+        if let requireCgroupLimits { c.requireCgroupLimits = requireCgroupLimits }
         if let toolsDir { c.toolsDirectory = toolsDir }
         for entry in limits {
             let parts = entry.split(separator: "=", maxSplits: 1)

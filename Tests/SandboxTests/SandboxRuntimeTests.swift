@@ -114,13 +114,13 @@ struct SandboxRuntimeTests {
 
     @Test func cancellationKillsTheSandbox() async {
         let id = "cancel-\(UUID().uuidString.prefix(8))"
-        let started = ContinuousClock.now
-        let task = Task { await run(spec(["sleep", "30"], id: id)) }
+        // The command would run for 5 minutes: `cancelled` (not `exited`, not a hang) proves the kill. No
+        // wall-clock bound: in the parallel suite, blocking tests can starve this task's scheduling for a while.
+        let task = Task { await run(spec(["sleep", "300"], id: id)) }
         try? await Task.sleep(for: .milliseconds(300))
         task.cancel()
         let o = await task.value
         #expect(o.status == .cancelled)
-        #expect(ContinuousClock.now - started < .seconds(10))
         #expect(await cgroupIsRemoved(forExecution: id))
     }
 

@@ -136,7 +136,9 @@ struct Exec: ParsableCommand {
             return ExitCodes.cancelled
         case .failedToStart:
             reason("failed to start: \(result.failure?.message ?? "unknown")")
-            return result.failure?.errno == ENOENT ? ExitCodes.notFound : ExitCodes.failedToStart
+            // 127 only when the program itself was not found (not e.g. a missing --cwd).
+            let notFound = result.failure?.stage == "execve" && result.failure?.errno == ENOENT
+            return notFound ? ExitCodes.notFound : ExitCodes.failedToStart
         }
     }
 }
@@ -192,7 +194,7 @@ enum InterruptPipe {
     }
 }
 
-/// Sizes: plain bytes or with K, M, G (powers of 1024), optional trailing B or iB.
+/// Sizes: plain bytes or with K, M, G, T (powers of 1024), optional trailing B or iB.
 func parseSize(_ text: String, flag: String) throws -> UInt64 {
     var digits = text.uppercased()
     for suffix in ["IB", "B"] where digits.hasSuffix(suffix) && digits.count > suffix.count { digits.removeLast(suffix.count) }
@@ -204,22 +206,33 @@ func parseSize(_ text: String, flag: String) throws -> UInt64 {
     guard let value = UInt64(digits), value > 0 else {
         throw ValidationError("\(flag) \(text): expected a size like 512K, 64M or 1G")
     }
-    return value * multiplier
+    let (bytes, overflow) = value.multipliedReportingOverflow(by: multiplier)
+    guard !overflow, bytes <= UInt64(Int64.max) else { throw ValidationError("\(flag) \(text): too large") }
+    return bytes
 }
 
 /// Durations: 500ms, 10s, 2m, 1h, or plain seconds.
 func parseDuration(_ text: String) throws -> Int {
     let units: [(String, Double)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+    var milliseconds: Double?
     for (suffix, factor) in units where text.hasSuffix(suffix) {
-        if let value = Double(text.dropLast(suffix.count)), value > 0 { return Int(value * factor) }
+        if let value = Double(text.dropLast(suffix.count)) {
+            milliseconds = value * factor
+            break
+        }
     }
-    if let seconds = Double(text), seconds > 0 { return Int(seconds * 1000) }
-    throw ValidationError("--timeout \(text): expected a duration like 500ms, 10s or 2m")
+    if milliseconds == nil, let seconds = Double(text) { milliseconds = seconds * 1000 }
+    guard let ms = milliseconds, ms.isFinite, ms >= 1, let value = Int(exactly: ms.rounded()) else {
+        throw ValidationError("--timeout \(text): expected a duration like 500ms, 10s or 2m")
+    }
+    return value
 }
 
 /// CPU: cores (0.5, 2) or millicores (500m).
 func parseCPU(_ text: String) throws -> Int {
     if text.hasSuffix("m"), let milli = Int(text.dropLast()), milli > 0 { return milli }
-    if let cores = Double(text), cores > 0 { return Int(cores * 1000) }
+    if let cores = Double(text), cores.isFinite, cores > 0, let milli = Int(exactly: (cores * 1000).rounded()) {
+        return milli
+    }
     throw ValidationError("--cpu \(text): expected cores like 0.5 or 2, or millicores like 500m")
 }
