@@ -8,20 +8,7 @@ extension Dispatcher {
         [
             RPCMethod.exec: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ExecParams.self, from: params)
-                let connection = context.connection
-                var onStart: (@Sendable (String) -> Void)? = nil
-                var onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
-                if params.stream == true && !context.isNotification {
-                    onStart = { id in
-                        connection.sendNotification(method: RPCMethod.execStarted, params: ["execution_id": .string(id)])
-                    }
-                    onOutput = { id, name, bytes in
-                        let note = ExecOutputNotification(executionId: id, stream: name, bytes: bytes)
-                        if let json = try? JSONCoding.toJSON(note) {
-                            connection.sendNotification(method: RPCMethod.execOutput, params: json)
-                        }
-                    }
-                }
+                let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
                 let result = try await executions.execute(params, caller: context.caller, onStart: onStart, onOutput: onOutput)
                 return try encodeResult(result)
             },
@@ -31,5 +18,28 @@ extension Dispatcher {
                 return try encodeResult(ExecCancelResult(cancelled: cancelled))
             },
         ]
+    }
+}
+
+/// Sends a streamed execution's progress to its connection: `exec.started {execution_id}` first, then
+/// `exec.output` chunks in order.
+typealias StartCallback = @Sendable (String) -> Void
+typealias OutputCallback = @Sendable (String, OutputStreamName, [UInt8]) -> Void
+
+extension RequestContext {
+    /// The callbacks for `stream: true` (none for a notification: nobody would read them).
+    func streamingCallbacks(enabled: Bool) -> (StartCallback?, OutputCallback?) {
+        guard enabled && !isNotification else { return (nil, nil) }
+        let connection = self.connection
+        return (
+            { id in connection.sendNotification(method: RPCMethod.execStarted, params: ["execution_id": .string(id)]) },
+            { id, stream, bytes in
+                let note = ExecOutputNotification(executionId: id, stream: stream, bytes: bytes)
+                var params: [String: JSONValue] = ["execution_id": .string(id), "stream": .string(stream.rawValue)]
+                if let text = note.data { params["data"] = .string(text) }
+                if let encoded = note.dataBase64 { params["data_base64"] = .string(encoded) }
+                connection.sendNotification(method: RPCMethod.execOutput, params: .object(params))
+            }
+        )
     }
 }

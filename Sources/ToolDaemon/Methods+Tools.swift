@@ -41,20 +41,7 @@ extension Dispatcher {
             },
             RPCMethod.toolsCall: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ToolCallParams.self, from: params)
-                let connection = context.connection
-                var onStart: (@Sendable (String) -> Void)? = nil
-                var onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
-                if params.stream == true && !context.isNotification {
-                    onStart = { id in
-                        connection.sendNotification(method: RPCMethod.execStarted, params: ["execution_id": .string(id)])
-                    }
-                    onOutput = { id, name, bytes in
-                        let note = ExecOutputNotification(executionId: id, stream: name, bytes: bytes)
-                        if let json = try? JSONCoding.toJSON(note) {
-                            connection.sendNotification(method: RPCMethod.execOutput, params: json)
-                        }
-                    }
-                }
+                let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
                 return try encodeResult(try await tools.call(params, caller: context.caller, onStart: onStart, onOutput: onOutput))
             },
         ]
