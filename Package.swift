@@ -53,7 +53,7 @@ let package = Package(
         .target(
             name: "ToolDaemon",
             dependencies: [
-                "ToolProtocol", "ToolEngine", "CSystemd", "Sandbox",
+                "ToolProtocol", "ToolEngine", "CSystemd", "Sandbox", "ToolClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -3,6 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import ToolClient
 import ToolProtocol
 
 /// The listening socket and everything shared by its connections: admission (connection limit, shutdown),
@@ -113,22 +114,11 @@ enum SocketFile {
         guard unlink(path) == 0 else { throw DaemonError.system("unlink \(path)", errno) }
     }
 
+    /// A daemon answers when a connection succeeds (the same connect toolc makes).
     static func isLive(path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard path.utf8.count < capacity else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: path.utf8)
-            raw[path.utf8.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return result == 0
+        guard let client = try? ToolClient(socketPath: path) else { return false }
+        client.close()
+        return true
     }
 
     /// Mode 0660, owned by root and the socket group, so members of the group (and root) may connect.

@@ -101,7 +101,7 @@ enum ManifestLoader {
         } catch {
             // The schema admits only what decodes; this names the field should they ever disagree.
             if let decoding = error as? DecodingError {
-                let e = ParamsDecoding.paramErrorForManifest(decoding)
+                let e = ParamsDecoding.paramError(decoding)
                 return .failure(ManifestRejection([ManifestProblem(field: e.path, reason: e.message)]))
             }
             return .failure(ManifestRejection([ManifestProblem(field: "", reason: "\(error)")]))
@@ -229,20 +229,6 @@ enum ManifestLoader {
             }
         }
         return CommandTemplate(argv: argv, env: env, cwd: c.cwd, stdin: stdin)
-    }
-}
-
-extension ParamsDecoding {
-    /// A decoding error as `{path, message}`, for manifests (same wording as params).
-    static func paramErrorForManifest(_ error: DecodingError) -> ParamError {
-        switch error {
-        case .keyNotFound(let key, let context):
-            return ParamError(path: pointer(context.codingPath + [key]), message: "missing required field \"\(key.stringValue)\"")
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context):
-            return ParamError(path: pointer(context.codingPath), message: context.debugDescription)
-        @unknown default:
-            return ParamError(path: "", message: "\(error)")
-        }
     }
 }
 

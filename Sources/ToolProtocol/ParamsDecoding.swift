@@ -55,7 +55,8 @@ public enum ParamsDecoding {
         }
     }
 
-    static func paramError(_ error: DecodingError) -> ParamError {
+    /// The `{path, message}` entry for a decoding failure (params, manifests).
+    public static func paramError(_ error: DecodingError) -> ParamError {
         switch error {
         case .keyNotFound(let key, let context):
             return ParamError(path: pointer(context.codingPath + [key]), message: "missing required field \"\(key.stringValue)\"")
