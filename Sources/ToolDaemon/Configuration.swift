@@ -30,26 +30,39 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var execLimits = ExecLimitsConfiguration()
     /// Tool manifests (`*.json`) loaded at start and on SIGHUP.
     public var toolsDirectory = "/etc/toold/tools.d"
+    /// The policy file, reloaded on SIGHUP. When it is missing and was not named (file `policy` or
+    /// `--policy`), the built-in default policy applies.
+    public var policyFile = "/etc/toold/policy.json"
+    public var policyFileRequired = false
+    /// Sandboxes running at once (nil: four per CPU, at most what memory holds at the default memory limit).
+    public var maxRunning: Int?
+    /// Calls waiting for a sandbox, in all and per user; a call that waits longer than the timeout is refused.
+    public var maxQueued = 256
+    public var maxQueuedPerUser = 64
+    public var queueTimeoutMs = 60_000
+    /// Tests only: the policy clock moves only by `testing.clock.advance` (admins).
+    public var manualClock = false
 
     public init() {}
+
+    /// The scheduler's settings, with the default maximum worked out from this machine.
+    public var schedulerSettings: Scheduler.Settings {
+        Scheduler.Settings(
+            maxRunning: maxRunning ?? Scheduler.Settings.defaultMaxRunning(defaultMemoryBytes: execLimits.memoryBytes.defaultValue),
+            maxQueued: maxQueued, maxQueuedPerUser: maxQueuedPerUser, queueTimeoutMs: queueTimeoutMs)
+    }
 
     /// Names of the settings a config file may hold, as written in the file.
     static let fileKeys: Set<String> = [
         "socket", "state_dir", "socket_group", "admin_group", "log_level", "max_frame_bytes", "max_connections",
         "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "require_cgroup_limits", "limits",
-        "tools_dir",
+        "tools_dir", "policy", "scheduler",
     ]
-}
-
-/// A config file that cannot be used: names the file, the field and why.
-public struct ConfigurationError: Error, CustomStringConvertible, Sendable {
-    public var file: String
-    public var field: String?
-    public var reason: String
-    public var description: String {
-        if let field { return "config \(file): \"\(field)\": \(reason)" }
-        return "config \(file): \(reason)"
-    }
+    static let schedulerKeys: Set<String> = ["max_running", "max_queued", "max_queued_per_user", "queue_timeout_ms"]
+    static let schedulerRanges: [String: ClosedRange<Int>] = [
+        "max_running": 1...100_000, "max_queued": 0...1_000_000, "max_queued_per_user": 0...1_000_000,
+        "queue_timeout_ms": 1...86_400_000,
+    ]
 }
 
 extension DaemonConfiguration {
@@ -79,6 +92,21 @@ extension DaemonConfiguration {
         try reader.string("admin_group") { adminGroup = $0 }
         try reader.string("sandbox_user") { sandboxUser = $0 }
         try reader.string("tools_dir") { toolsDirectory = $0 }
+        try reader.string("policy") {
+            policyFile = $0
+            policyFileRequired = true
+        }
+        if let value = o["scheduler"] {
+            guard case .object(let sched) = value else {
+                throw ConfigurationError(file: path, field: "scheduler", reason: "must be an object")
+            }
+            let r = FieldReader(file: path, object: sched, prefix: "scheduler.")
+            try r.rejectUnknown(Self.schedulerKeys)
+            try r.integer("max_running", in: Self.schedulerRanges["max_running"]!) { maxRunning = $0 }
+            try r.integer("max_queued", in: Self.schedulerRanges["max_queued"]!) { maxQueued = $0 }
+            try r.integer("max_queued_per_user", in: Self.schedulerRanges["max_queued_per_user"]!) { maxQueuedPerUser = $0 }
+            try r.integer("queue_timeout_ms", in: Self.schedulerRanges["queue_timeout_ms"]!) { queueTimeoutMs = $0 }
+        }
         try reader.string("log_level") { (text) throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: text) else {
                 throw ConfigurationError(
@@ -111,6 +139,10 @@ extension DaemonConfiguration {
             ("max_frame_bytes", maxFrameBytes, 64...(1 << 30)), ("max_connections", maxConnections, 1...100_000),
             ("read_timeout_ms", readTimeoutMs, 10...3_600_000), ("shutdown_grace_ms", shutdownGraceMs, 0...3_600_000),
             ("netns_pool_size", netnsPoolSize, 0...256),
+            ("scheduler.max_running", maxRunning ?? 1, Self.schedulerRanges["max_running"]!),
+            ("scheduler.max_queued", maxQueued, Self.schedulerRanges["max_queued"]!),
+            ("scheduler.max_queued_per_user", maxQueuedPerUser, Self.schedulerRanges["max_queued_per_user"]!),
+            ("scheduler.queue_timeout_ms", queueTimeoutMs, Self.schedulerRanges["queue_timeout_ms"]!),
         ] where !range.contains(value) {
             throw ConfigurationError(
                 file: file, field: name, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
@@ -120,6 +152,9 @@ extension DaemonConfiguration {
         }
         guard stateDirectory.hasPrefix("/") else {
             throw ConfigurationError(file: file, field: "state_dir", reason: "must be an absolute path, got \"\(stateDirectory)\"")
+        }
+        guard policyFile.hasPrefix("/") else {
+            throw ConfigurationError(file: file, field: "policy", reason: "must be an absolute path, got \"\(policyFile)\"")
         }
         guard toolsDirectory.hasPrefix("/") else {
             throw ConfigurationError(file: file, field: "tools_dir", reason: "must be an absolute path, got \"\(toolsDirectory)\"")
@@ -182,47 +217,5 @@ extension ExecLimitsConfiguration.Limit {
     mutating func set(_ d: T?, _ m: T?) {
         if let d { defaultValue = d }
         if let m { maximum = m }
-    }
-}
-
-/// Reads typed fields of one JSON object, turning every mismatch into an error that names the field.
-struct FieldReader {
-    let file: String
-    let object: [String: JSONValue]
-    var prefix = ""
-
-    func rejectUnknown(_ known: Set<String>) throws(ConfigurationError) {
-        if let unknown = object.keys.sorted().first(where: { !known.contains($0) }) {
-            throw ConfigurationError(
-                file: file, field: prefix + unknown, reason: "unknown setting; known: \(known.sorted().joined(separator: ", "))")
-        }
-    }
-
-    func string(_ key: String, _ apply: (String) throws(ConfigurationError) -> Void) throws(ConfigurationError) {
-        guard let value = object[key] else { return }
-        guard case .string(let s) = value, !s.isEmpty else {
-            throw ConfigurationError(file: file, field: prefix + key, reason: "must be a non-empty string, got \(value.typeName)")
-        }
-        try apply(s)
-    }
-
-    func integer(_ key: String, in range: ClosedRange<Int>, _ apply: (Int) -> Void) throws(ConfigurationError) {
-        guard let value = object[key] else { return }
-        guard let i = value.int64Value, value.typeName == "integer" else {
-            throw ConfigurationError(file: file, field: prefix + key, reason: "must be an integer, got \(value.typeName)")
-        }
-        guard i >= Int64(range.lowerBound), i <= Int64(range.upperBound) else {
-            throw ConfigurationError(
-                file: file, field: prefix + key, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(i)")
-        }
-        apply(Int(i))
-    }
-
-    func bool(_ key: String, _ apply: (Bool) -> Void) throws(ConfigurationError) {
-        guard let value = object[key] else { return }
-        guard case .bool(let b) = value else {
-            throw ConfigurationError(file: file, field: prefix + key, reason: "must be true or false, got \(value.typeName)")
-        }
-        apply(b)
     }
 }

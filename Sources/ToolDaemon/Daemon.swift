@@ -40,6 +40,14 @@ public enum Daemon {
         Systemd.notify("STATUS=Starting")
         try FileManager.default.createDirectory(
             atPath: configuration.stateDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o750])
+        // Policy first: a broken policy file stops the start before any sandbox machinery exists.
+        let manualClock = configuration.manualClock ? ManualPolicyClock() : nil
+        let clock: any PolicyClock = manualClock ?? SystemPolicyClock()
+        let policy = PolicyService(
+            document: try PolicyService.load(path: configuration.policyFile, required: configuration.policyFileRequired),
+            clock: clock)
+        logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
+        if manualClock != nil { logger.warning("manual policy clock: for tests only (testing.clock.advance)") }
         let runtime = try SandboxRuntime(
             configuration: SandboxConfiguration(
                 stateDirectory: configuration.stateDirectory,
@@ -47,13 +55,15 @@ public enum Daemon {
                 netnsPoolSize: configuration.netnsPoolSize,
                 requireCgroupLimits: configuration.requireCgroupLimits),
             logger: logger)
-        let executions = ExecutionService(runtime: runtime, limits: configuration.execLimits, logger: logger)
+        let scheduler = Scheduler(settings: configuration.schedulerSettings, clock: clock)
+        let executions = ExecutionService(
+            runtime: runtime, limits: configuration.execLimits, policy: policy, scheduler: scheduler, logger: logger)
         let registry = ToolRegistry(
             toolsDirectory: configuration.toolsDirectory, stateDirectory: configuration.stateDirectory, logger: logger)
         registry.reload()
         let tools = ToolCallService(registry: registry, executions: executions, logger: logger)
         let serverBox = Mutex<Server?>(nil)
-        let dispatcher = Dispatcher(executions: executions, tools: tools, logger: logger) {
+        let dispatcher = Dispatcher(executions: executions, tools: tools, manualClock: manualClock, logger: logger) {
             serverBox.withLock { $0?.isDraining ?? false }
         }
         let server = Server(configuration: configuration, dispatcher: dispatcher, logger: logger)
@@ -91,9 +101,23 @@ public enum Daemon {
                     LogSetup.level.withLock { $0 = next.logLevel }
                     server.update(next)
                     executions.updateLimits(next.execLimits)
+                    scheduler.update(next.schedulerSettings)
                     registry.reload(toolsDirectory: next.toolsDirectory)
                     current = next
-                    Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary); configuration reloaded")
+                    let loaded = Result { () throws(ConfigurationError) in
+                        try PolicyService.load(path: next.policyFile, required: next.policyFileRequired)
+                    }
+                    policy.reload(loaded)
+                    if case .failure(let error) = loaded {
+                        logger.error(
+                            "policy reload failed; keeping the previous policy",
+                            metadata: ["toold.error": "\(error)", "toold.event": "policy"])
+                        Systemd.notify(
+                            "READY=1\nSTATUS=Serving on \(where_); \(summary); policy reload failed, previous policy kept: \(error)")
+                    } else {
+                        logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
+                        Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary); configuration reloaded")
+                    }
                 } catch {
                     logger.error("reload failed; keeping the previous configuration", metadata: ["toold.error": "\(error)"])
                     Systemd.notify("READY=1\nSTATUS=Serving on \(where_); reload failed, previous configuration kept: \(error)")

@@ -24,15 +24,20 @@ final class Dispatcher: Sendable {
     private let drainingCheck: @Sendable () -> Bool
     private let routes: [String: MethodHandler]
 
-    init(executions: ExecutionService, tools: ToolCallService, logger: Logger, draining: @escaping @Sendable () -> Bool) {
+    init(
+        executions: ExecutionService, tools: ToolCallService, manualClock: ManualPolicyClock?, logger: Logger,
+        draining: @escaping @Sendable () -> Bool
+    ) {
         self.executions = executions
         self.startedAt = .now
         self.logger = logger
         self.drainingCheck = draining
         var routes: [String: MethodHandler] = [:]
         for (name, handler) in Self.statusRoutes(startedAt: startedAt, executions: executions)
-            .merging(Self.execRoutes(executions: executions), uniquingKeysWith: { a, _ in a })
+            .merging(Self.execRoutes(executions: executions, registry: tools.registry), uniquingKeysWith: { a, _ in a })
             .merging(Self.toolRoutes(tools: tools), uniquingKeysWith: { a, _ in a })
+            .merging(Self.policyRoutes(policy: executions.policy, registry: tools.registry), uniquingKeysWith: { a, _ in a })
+            .merging(Self.testingRoutes(manualClock: manualClock), uniquingKeysWith: { a, _ in a })
         {
             routes[name] = handler
         }

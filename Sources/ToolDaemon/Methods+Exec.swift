@@ -4,12 +4,22 @@ import ToolProtocol
 
 extension Dispatcher {
     /// `exec` and `exec.cancel`. Streamed executions send `exec.started`, then `exec.output` in order.
-    static func execRoutes(executions: ExecutionService) -> [String: MethodHandler] {
+    /// `exec` is policy's built-in tool `exec` (its category and risk), in the requested mode.
+    static func execRoutes(executions: ExecutionService, registry: ToolRegistry) -> [String: MethodHandler] {
         [
             RPCMethod.exec: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ExecParams.self, from: params)
+                var facts =
+                    registry.tool(named: "exec")?.policyFacts
+                    ?? PolicyToolFacts(name: "exec", category: .system, risk: .high, mode: .sandbox, requiresApproval: false)
+                facts.mode = params.mode ?? .sandbox
+                let authorization = try executions.policy.authorize(context.caller, tool: facts) { params.policyStrings }
                 let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
-                let result = try await executions.execute(params, caller: context.caller, onStart: onStart, onOutput: onOutput)
+                let admission = Admission(
+                    authorization: authorization, method: RPCMethod.exec, arguments: params.approvalView,
+                    onPendingApproval: context.pendingApprovalCallback(tool: "exec"))
+                let (result, _) = try await executions.execute(
+                    ExecutionRequest(params), caller: context.caller, admission: admission, onStart: onStart, onOutput: onOutput)
                 return try encodeResult(result)
             },
             RPCMethod.execCancel: { params, context throws(RPCError) in
@@ -26,7 +36,43 @@ extension Dispatcher {
 typealias StartCallback = @Sendable (String) -> Void
 typealias OutputCallback = @Sendable (String, OutputStreamName, [UInt8]) -> Void
 
+extension ExecParams {
+    /// The strings deny patterns look at: argv, env (names and values), cwd, stdin.
+    var policyStrings: [String] {
+        var strings = argv
+        for (k, v) in env ?? [:] { strings += [k, v] }
+        if let cwd { strings.append(cwd) }
+        if let stdin { strings.append(stdin) }
+        if let data = stdinBase64.flatMap(Base64.decode), let text = String(validating: data, as: UTF8.self) { strings.append(text) }
+        return strings
+    }
+
+    /// What an admin sees of the call in `approvals.list` (redacted on the way).
+    var approvalView: JSONValue {
+        var o: [String: JSONValue] = ["argv": .array(argv.map { .string($0) })]
+        if let env { o["env"] = .object(env.mapValues { .string($0) }) }
+        if let cwd { o["cwd"] = .string(cwd) }
+        if let mode { o["mode"] = .string(mode.rawValue) }
+        if let stdin { o["stdin_bytes"] = .int(Int64(stdin.utf8.count)) }
+        return .object(o)
+    }
+}
+
 extension RequestContext {
+    /// Tells the caller its call waits for an admin: `exec.pending_approval` (none for a notification).
+    func pendingApprovalCallback(tool: String) -> (@Sendable (String, String, Int) -> Void)? {
+        guard !isNotification else { return nil }
+        let connection = self.connection
+        return { id, rule, expiresInMs in
+            connection.sendNotification(
+                method: RPCMethod.execPendingApproval,
+                params: [
+                    "execution_id": .string(id), "tool": .string(tool), "rule": .string(rule),
+                    "expires_in_ms": .int(Int64(expiresInMs)),
+                ])
+        }
+    }
+
     /// The callbacks for `stream: true` (none for a notification: nobody would read them).
     func streamingCallbacks(enabled: Bool) -> (StartCallback?, OutputCallback?) {
         guard enabled && !isNotification else { return (nil, nil) }

@@ -18,8 +18,18 @@ extension Dispatcher {
                         cgroup: CgroupStatus(layout: runtime.cgroupLayout.rawValue, controllers: runtime.usableControllers),
                         sandbox: SandboxFeatures(
                             userNamespaces: runtime.userNamespacesAvailable, seccomp: runtime.seccompAvailable),
-                        executions: executions.counts))
+                        executions: executions.counts(perUser: context.caller.admin),
+                        policy: executions.policy.status,
+                        scheduler: SchedulerStatus(executions.scheduler.settings)))
             }
         ]
+    }
+}
+
+extension SchedulerStatus {
+    init(_ settings: Scheduler.Settings) {
+        self.init(
+            maxRunning: settings.maxRunning, maxQueued: settings.maxQueued, maxQueuedPerUser: settings.maxQueuedPerUser,
+            queueTimeoutMs: settings.queueTimeoutMs)
     }
 }

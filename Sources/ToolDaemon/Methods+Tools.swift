@@ -10,7 +10,11 @@ extension Dispatcher {
         return [
             RPCMethod.toolsList: { params, context throws(RPCError) in
                 let filter = try ParamsDecoding.decode(ToolsListParams.self, from: params)
+                // Only the tools the caller may call (allowed, possibly after approval, in a permitted mode).
+                let policy = tools.executions.policy.effective(for: PolicySubject(context.caller))
                 let summaries = registry.tools.filter { tool in
+                    let decision = policy.decide(tool.policyFacts)
+                    guard decision.verdict != .deny, decision.modeAllowed else { return false }
                     let m = tool.manifest
                     return (filter.category.map { $0 == m.category } ?? true) && (filter.risk.map { $0 == m.risk } ?? true)
                         && (filter.tag.map { (m.tags ?? []).contains($0) } ?? true)
@@ -42,7 +46,10 @@ extension Dispatcher {
             RPCMethod.toolsCall: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ToolCallParams.self, from: params)
                 let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
-                return try encodeResult(try await tools.call(params, caller: context.caller, onStart: onStart, onOutput: onOutput))
+                return try encodeResult(
+                    try await tools.call(
+                        params, caller: context.caller, onPendingApproval: context.pendingApprovalCallback(tool: params.name),
+                        onStart: onStart, onOutput: onOutput))
             },
         ]
     }

@@ -1,5 +1,6 @@
 import CSystemd
 import Foundation
+import ToolEngine
 import ToolProtocol
 
 /// Resolves a peer's kernel credentials (SO_PEERCRED) into the identity every handler receives.
@@ -8,11 +9,11 @@ enum PeerIdentity {
     /// groups the connecting process really has, not what the user database says it could have.
     /// Runs NSS lookups: call it off the event loop.
     static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, groups: [gid_t]?, adminGroup: String) -> CallerIdentity {
-        let name = userName(uid)
-        var gids = groups ?? name.map { databaseGroups(user: $0, gid: gid) } ?? []
+        let name = UserDatabase.userName(uid)
+        var gids = groups ?? name.map { UserDatabase.groups(user: $0, gid: gid) } ?? []
         gids.removeAll { $0 == gid }
         gids.insert(gid, at: 0)
-        let groupNames = gids.map { groupName($0) ?? String($0) }
+        let groupNames = gids.map { UserDatabase.groupName($0) ?? String($0) }
         let admin = uid == 0 || groupNames.contains(adminGroup)
         return CallerIdentity(uid: uid, gid: gid, pid: pid, user: name ?? String(uid), groups: groupNames, admin: admin)
     }
@@ -31,39 +32,5 @@ enum PeerIdentity {
             }
             return result
         }
-    }
-
-    static func databaseGroups(user: String, gid: gid_t) -> [gid_t] {
-        var count: Int32 = 64
-        var list = [gid_t](repeating: 0, count: Int(count))
-        if getgrouplist(user, gid, &list, &count) == -1 {
-            list = [gid_t](repeating: 0, count: Int(count))
-            _ = getgrouplist(user, gid, &list, &count)
-        }
-        return Array(list.prefix(Int(max(count, 0))))
-    }
-
-    static func userName(_ uid: uid_t) -> String? {
-        var pwd = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return String(cString: pwd.pw_name)
-    }
-
-    static func groupName(_ gid: gid_t) -> String? {
-        var grp = group()
-        var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        guard getgrgid_r(gid, &grp, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return String(cString: grp.gr_name)
-    }
-
-    static func groupID(_ name: String) -> gid_t? {
-        var grp = group()
-        var result: UnsafeMutablePointer<group>?
-        var buffer = [CChar](repeating: 0, count: 16384)
-        guard getgrnam_r(name, &grp, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return grp.gr_gid
     }
 }

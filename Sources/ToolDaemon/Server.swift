@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Synchronization
 import ToolClient
+import ToolEngine
 import ToolProtocol
 
 /// The listening socket and everything shared by its connections: admission (connection limit, shutdown),
@@ -123,7 +124,7 @@ enum SocketFile {
 
     /// Mode 0660, owned by root and the socket group, so members of the group (and root) may connect.
     static func setPermissions(path: String, group: String, logger: Logger) throws {
-        if let gid = PeerIdentity.groupID(group) {
+        if let gid = UserDatabase.groupID(group) {
             guard chown(path, 0, gid) == 0 || getuid() != 0 else { throw DaemonError.system("chown \(path)", errno) }
         } else {
             logger.warning("socket group does not exist; only root can connect", metadata: ["toold.group": "\(group)"])

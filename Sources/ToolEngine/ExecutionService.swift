@@ -4,11 +4,15 @@ import Sandbox
 import Synchronization
 import ToolProtocol
 
-/// Runs `exec` requests: checks and resolves them into a `SandboxSpec` (limits clamped to the configured
-/// defaults and maxima), runs them in the sandbox, and turns the outcome into the wire result. Keeps the
-/// table of running executions for `exec.cancel` and `daemon.status`.
+/// Runs admitted requests: checks and resolves them into a `SandboxSpec` (limits clamped to the
+/// configured defaults, the daemon's maxima and the caller's policy maxima), waits for an admin's approval
+/// when policy asks for one, waits for a slot in the scheduler, runs them in the sandbox, redacts the
+/// outputs, and turns the outcome into the wire result. Keeps the table of calls in progress (waiting for
+/// approval, queued or running) for `exec.cancel`.
 public final class ExecutionService: Sendable {
     public let runtime: SandboxRuntime
+    public let policy: PolicyService
+    public let scheduler: Scheduler
     private let limits: Mutex<ExecLimitsConfiguration>
     private let running = Mutex<[String: RunningExecution]>([:])
     private let logger: Logger
@@ -26,28 +30,46 @@ public final class ExecutionService: Sendable {
         "TMPDIR": "/tmp",
     ]
 
-    public init(runtime: SandboxRuntime, limits: ExecLimitsConfiguration, logger: Logger) {
+    public init(
+        runtime: SandboxRuntime, limits: ExecLimitsConfiguration, policy: PolicyService, scheduler: Scheduler, logger: Logger
+    ) {
         self.runtime = runtime
         self.limits = Mutex(limits)
+        self.policy = policy
+        self.scheduler = scheduler
         self.logger = logger
     }
 
     public func updateLimits(_ newLimits: ExecLimitsConfiguration) { limits.withLock { $0 = newLimits } }
 
-    public var counts: ExecutionCounts {
-        ExecutionCounts(running: running.withLock { $0.count }, queued: 0)
-    }
-
-    /// Checks an `exec` request and resolves it into what the sandbox runs. Throws invalid-params errors
-    /// naming the field, and for limits above their maximum, the maximum.
-    public func resolve(_ params: ExecParams, executionID: String) throws(RPCError) -> SandboxSpec {
-        try resolve(ExecutionRequest(params), executionID: executionID)
+    /// Running, queued and approval-waiting calls; per user for admins.
+    public func counts(perUser: Bool) -> ExecutionCounts {
+        let scheduled = scheduler.counts()
+        let waiting = policy.approvals.counts()
+        var users: [UserExecutionCounts]? = nil
+        if perUser {
+            var byUID: [UInt32: UserExecutionCounts] = [:]
+            for (uid, c) in scheduled.perUser {
+                byUID[uid] = UserExecutionCounts(uid: uid, user: c.user, running: c.running, queued: c.queued, pendingApproval: 0)
+            }
+            for (uid, w) in waiting {
+                byUID[uid, default: UserExecutionCounts(uid: uid, user: w.user, running: 0, queued: 0, pendingApproval: 0)]
+                    .pendingApproval = w.count
+            }
+            users = byUID.values.sorted { $0.uid < $1.uid }
+        }
+        return ExecutionCounts(
+            running: scheduled.running, queued: scheduled.queued, pendingApproval: waiting.values.reduce(0) { $0 + $1.count },
+            perUser: users)
     }
 
     /// Checks a request (from `exec` or a tool call) and resolves it into what the sandbox runs: the
-    /// environment laid over the base one, each limit the request's (refused above its maximum), else the
-    /// request's fallback (clamped to the maximum), else the configured default.
-    public func resolve(_ request: ExecutionRequest, executionID: String) throws(RPCError) -> SandboxSpec {
+    /// environment laid over the base one, and each limit the smallest of what the request asks, the
+    /// tool's own value, the policy maximum and the daemon's maximum — else the daemon's default (within
+    /// the policy maximum). Asking above the daemon's or the policy's maximum is refused naming it.
+    public func resolve(
+        _ request: ExecutionRequest, executionID: String, caps: PolicyLimitCaps = PolicyLimitCaps()
+    ) throws(RPCError) -> SandboxSpec {
         var errors: [ParamError] = []
         if request.argv.isEmpty { errors.append(ParamError(path: "/argv", message: "must hold at least the command")) }
         for (i, arg) in request.argv.enumerated() where arg.utf8.contains(0) {
@@ -77,16 +99,24 @@ public final class ExecutionService: Sendable {
             _ name: String, _ path: String, _ value: T?, _ fallback: T?, _ limit: ExecLimitsConfiguration.Limit<T>,
             minimum: T
         ) -> T {
+            let cap = caps.caps[name]
+            var maximum = limit.maximum
+            if let cap, cap.value < UInt64(maximum) { maximum = T(cap.value) }
             guard let value else {
                 // A tool's own limit was written against whatever maxima applied then: clamp, never refuse.
-                if let fallback { return min(max(fallback, minimum), limit.maximum) }
-                return limit.defaultValue
+                if let fallback { return min(max(fallback, minimum), maximum) }
+                return min(limit.defaultValue, maximum)
             }
             if value > limit.maximum {
                 errors.append(ParamError(path: path, message: "\(name) \(value) is above the maximum of \(limit.maximum)"))
+            } else if let cap, UInt64(value) > cap.value {
+                errors.append(
+                    ParamError(path: path, message: "\(name) \(value) is above the policy maximum of \(cap.value) (\(cap.rule))"))
             } else if value < minimum {
                 errors.append(ParamError(path: path, message: "\(name) \(value) is below the minimum of \(minimum)"))
             }
+            // The tool's own limit caps what a caller asks for.
+            if let fallback { return min(value, max(fallback, minimum)) }
             return value
         }
         let timeoutMs = pick("timeout_ms", "/timeout_ms", request.timeoutMs, request.fallbackTimeoutMs, config.timeoutMs, minimum: 1)
@@ -112,53 +142,107 @@ public final class ExecutionService: Sendable {
             stdin: request.stdin, limits: resolved, timeout: .milliseconds(timeoutMs), mode: request.mode)
     }
 
-    /// Runs one `exec` request to its result. `onStart` receives the execution id once the request is
-    /// accepted; `onOutput` receives output as it arrives (for `stream: true`).
-    /// Cancelling the calling task cancels the execution (the result then says `cancelled`).
+    /// Runs one admitted request (from `exec` or a tool call attempt) to its result, with the raw
+    /// (redacted) stdout for callers that type it. In order: resolve (limits, validation), approval when
+    /// `admission` asks for it, a scheduler slot, the sandbox, redaction. `onStart` receives the id when
+    /// the execution starts (after approval and queueing); `onOutput` receives output as it arrives,
+    /// redacted. `exec.cancel` or cancelling the calling task cancels at any stage: waiting calls fail
+    /// `cancelled`; a running one ends with status `cancelled`.
     public func execute(
-        _ params: ExecParams, caller: CallerIdentity,
-        onStart: (@Sendable (String) -> Void)? = nil,
-        onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
-    ) async throws(RPCError) -> ExecResult {
-        try await execute(ExecutionRequest(params), caller: caller, onStart: onStart, onOutput: onOutput).result
-    }
-
-    /// Runs one request (from `exec` or a tool call) to its result, with the raw stdout for callers that
-    /// type it (tool calls). Same callbacks and cancellation as for `exec`.
-    public func execute(
-        _ request: ExecutionRequest, caller: CallerIdentity,
+        _ request: ExecutionRequest, caller: CallerIdentity, admission: Admission,
         onStart: (@Sendable (String) -> Void)? = nil,
         onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
     ) async throws(RPCError) -> (result: ExecResult, stdout: [UInt8]) {
         let executionID = Self.newExecutionID()
-        let spec = try resolve(request, executionID: executionID)
-        let runtime = self.runtime
-        let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
-            onOutput?(executionID, stream == .stdout ? .stdout : .stderr, bytes)
-        }
-        // Registered before the client learns the id (exec.started), so an immediate exec.cancel finds it;
-        // started after, so no output can precede exec.started.
+        let authorization = admission.authorization
+        let spec = try resolve(request, executionID: executionID, caps: authorization.policy.limitCaps)
+        // Registered before the client can learn the id (exec.pending_approval, exec.started), so an
+        // immediate exec.cancel finds it.
         let handle = RunHandle()
         running.withLock { $0[executionID] = RunningExecution(ownerUID: caller.uid, cancel: { handle.cancel() }) }
         defer { _ = running.withLock { $0.removeValue(forKey: executionID) } }
-        onStart?(executionID)
-        let run = Task { await runtime.run(spec, onOutput: sink) }
-        handle.attach(run)
+        let pipeline = Task { () async -> Result<(ExecResult, [UInt8]), RPCError> in
+            do throws(RPCError) {
+                return .success(
+                    try await self.admitAndRun(
+                        spec, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput))
+            } catch {
+                return .failure(error)
+            }
+        }
+        handle.attach(pipeline)
+        let outcome = await withTaskCancellationHandler {
+            await pipeline.value
+        } onCancel: {
+            pipeline.cancel()
+        }
+        return try outcome.get()
+    }
+
+    private func admitAndRun(
+        _ spec: SandboxSpec, caller: CallerIdentity, admission: Admission,
+        onStart: (@Sendable (String) -> Void)?,
+        onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
+    ) async throws(RPCError) -> (ExecResult, [UInt8]) {
+        let executionID = spec.executionID
+        let authorization = admission.authorization
         var log = logger
         log[metadataKey: "toold.execution_id"] = "\(executionID)"
-        log.debug("execution started", metadata: ["toold.uid": "\(caller.uid)", "toold.argv0": "\(spec.argv[0])"])
+        if admission.askApproval, let rule = authorization.approvalRule {
+            let redactor = authorization.policy.redactor
+            let request = ApprovalBook.Request(
+                executionID: executionID, method: admission.method, tool: authorization.tool, caller: caller,
+                arguments: redactor.redact(admission.arguments), rule: rule)
+            log.info("waiting for approval", metadata: ["toold.uid": "\(caller.uid)", "toold.tool": "\(authorization.tool)", "toold.rule": "\(rule)"])
+            try await policy.approvals.wait(request, timeoutMs: policy.approvalTimeoutMs) { expiresInMs in
+                admission.onPendingApproval?(executionID, rule, expiresInMs)
+            }
+        }
+        let slot = try await scheduler.acquire(
+            uid: caller.uid, user: caller.user, concurrency: authorization.policy.concurrency?.value)
+        defer { slot.release() }
+        if Task.isCancelled { throw .cancelled("cancelled before it started") }
+
+        let redactor = authorization.policy.redactor
+        let streams = onOutput.map { _ in (StreamRedactor(redactor), StreamRedactor(redactor)) }
+        let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
+            guard let onOutput else { return }
+            guard let (out, err) = streams, !redactor.isEmpty else {
+                onOutput(executionID, stream == .stdout ? .stdout : .stderr, bytes)
+                return
+            }
+            let released = (stream == .stdout ? out : err).feed(bytes)
+            if !released.isEmpty { onOutput(executionID, stream == .stdout ? .stdout : .stderr, released) }
+        }
+        onStart?(executionID)
+        log.debug("execution started", metadata: ["toold.uid": "\(caller.uid)", "toold.argv0": "\(spec.argv[0])", "toold.queued_ms": "\(slot.queuedMs)"])
+        let runtime = self.runtime
+        let run = Task { await runtime.run(spec, onOutput: sink) }
         let outcome = await withTaskCancellationHandler {
             await run.value
         } onCancel: {
             run.cancel()
         }
+        if let onOutput, let (out, err) = streams, !redactor.isEmpty {
+            // What a multi-line pattern held back goes out before the response.
+            for (name, filter) in [(OutputStreamName.stdout, out), (.stderr, err)] {
+                let rest = filter.flush()
+                if !rest.isEmpty { onOutput(executionID, name, rest) }
+            }
+        }
+        let (stdout, stdoutHits) = redactor.redact(outcome.stdout)
+        let (stderr, stderrHits) = redactor.redact(outcome.stderr)
+        var result = Self.result(executionID: executionID, outcome, stdout: stdout, stderr: stderr)
+        result.queuedMs = slot.queuedMs
+        let hits = stdoutHits + stderrHits.filter { !stdoutHits.contains($0) }
+        result.redacted = hits.isEmpty ? nil : hits
         log.info(
             "execution finished",
             metadata: [
                 "toold.uid": "\(caller.uid)", "toold.status": "\(outcome.status.rawValue)",
-                "toold.duration_ms": "\(outcome.durationMs)",
+                "toold.duration_ms": "\(outcome.durationMs)", "toold.queued_ms": "\(slot.queuedMs)",
             ])
-        return (Self.result(executionID: executionID, outcome), outcome.stdout)
+        return (result, stdout)
     }
 
     /// Cancels a running execution. Only its owner or an admin may.
@@ -183,9 +267,9 @@ public final class ExecutionService: Sendable {
         "ex_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
 
-    static func result(executionID: String, _ outcome: SandboxOutcome) -> ExecResult {
-        let (stdout, stdoutEncoding) = encode(outcome.stdout)
-        let (stderr, stderrEncoding) = encode(outcome.stderr)
+    static func result(executionID: String, _ outcome: SandboxOutcome, stdout: [UInt8], stderr: [UInt8]) -> ExecResult {
+        let (stdout, stdoutEncoding) = encode(stdout)
+        let (stderr, stderrEncoding) = encode(stderr)
         return ExecResult(
             executionId: executionID,
             status: ExecStatus(rawValue: outcome.status.rawValue) ?? .failedToStart,
@@ -240,11 +324,11 @@ public struct ExecutionRequest: Sendable {
         self.mode = mode
     }
 
-    /// An `exec` request: stdin from `stdin` or `stdin_base64`, always in the full sandbox.
+    /// An `exec` request: stdin from `stdin` or `stdin_base64`, in the requested mode (default `sandbox`).
     public init(_ params: ExecParams) {
         self.init(
             argv: params.argv, environment: params.env ?? [:], workingDirectory: params.cwd,
-            timeoutMs: params.timeoutMs, limits: params.limits ?? ExecLimits())
+            timeoutMs: params.timeoutMs, limits: params.limits ?? ExecLimits(), mode: IsolationMode(params.mode ?? .sandbox))
         switch (params.stdin, params.stdinBase64) {
         case (let text?, nil): stdin = Array(text.utf8)
         case (nil, let encoded?):
@@ -258,9 +342,9 @@ public struct ExecutionRequest: Sendable {
 
 /// The task of one execution, cancellable before it exists: a cancel that arrives first is applied on attach.
 final class RunHandle: Sendable {
-    private let state = Mutex<(task: Task<SandboxOutcome, Never>?, cancelled: Bool)>((nil, false))
+    private let state = Mutex<(task: (any CancellableTask)?, cancelled: Bool)>((nil, false))
 
-    func attach(_ task: Task<SandboxOutcome, Never>) {
+    func attach(_ task: some CancellableTask) {
         let cancelled = state.withLock { s -> Bool in
             s.task = task
             return s.cancelled
@@ -269,10 +353,40 @@ final class RunHandle: Sendable {
     }
 
     func cancel() {
-        let task = state.withLock { s -> Task<SandboxOutcome, Never>? in
+        let task = state.withLock { s -> (any CancellableTask)? in
             s.cancelled = true
             return s.task
         }
         task?.cancel()
+    }
+}
+
+/// A task that can be cancelled, whatever it returns.
+protocol CancellableTask: Sendable {
+    func cancel()
+}
+extension Task: CancellableTask {}
+
+/// What policy decided for a call, and how to ask for approval when it must.
+public struct Admission: Sendable {
+    public var authorization: Authorization
+    /// Ask an admin before running (the first attempt of a call that needs approval; never a retry).
+    public var askApproval: Bool
+    /// `exec` or `tools.call`, for `approvals.list`.
+    public var method: String
+    /// The call's arguments as an admin should see them (redacted on the way).
+    public var arguments: JSONValue
+    /// Tells the caller it waits: (execution id, rule, expires in ms).
+    public var onPendingApproval: (@Sendable (String, String, Int) -> Void)?
+
+    public init(
+        authorization: Authorization, askApproval: Bool = true, method: String, arguments: JSONValue,
+        onPendingApproval: (@Sendable (String, String, Int) -> Void)?
+    ) {
+        self.authorization = authorization
+        self.askApproval = askApproval
+        self.method = method
+        self.arguments = arguments
+        self.onPendingApproval = onPendingApproval
     }
 }

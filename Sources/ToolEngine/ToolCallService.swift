@@ -20,10 +20,12 @@ public final class ToolCallService: Sendable {
         self.logger = logger
     }
 
-    /// Runs one call to its result. Unknown tool → `-32004`; arguments that fail the schema → `-32602`
-    /// with every error's path (`/arguments/...`); limits above the daemon's maxima → `-32602` as for `exec`.
+    /// Runs one call to its result. Unknown tool → `-32004`; policy refusals → `-32001`/`-32002` (before
+    /// anything else looks at the arguments); arguments that fail the schema → `-32602` with every error's
+    /// path (`/arguments/...`); limits above the daemon's or the policy's maxima → `-32602` as for `exec`.
     public func call(
         _ params: ToolCallParams, caller: CallerIdentity,
+        onPendingApproval: (@Sendable (String, String, Int) -> Void)? = nil,
         onStart: (@Sendable (String) -> Void)? = nil,
         onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
     ) async throws(RPCError) -> ToolCallResult {
@@ -31,6 +33,7 @@ public final class ToolCallService: Sendable {
             throw .notFound("no tool named \"\(params.name)\" (tools.list shows the tools)")
         }
         let arguments = params.arguments ?? .object([:])
+        let authorization = try executions.policy.authorize(caller, tool: tool.policyFacts) { arguments.allStrings }
         let argumentErrors = tool.inputSchema.validate(arguments)
         if !argumentErrors.isEmpty {
             throw .invalidParams(argumentErrors.map { ParamError(path: "/arguments" + $0.instancePath, message: $0.message) })
@@ -46,7 +49,9 @@ public final class ToolCallService: Sendable {
         await gate?.acquire()
         let outcome: Result<ToolCallResult, RPCError>
         do {
-            outcome = .success(try await run(tool, request, caller: caller, onStart: onStart, onOutput: onOutput))
+            let admission = Admission(
+                authorization: authorization, method: "tools.call", arguments: arguments, onPendingApproval: onPendingApproval)
+            outcome = .success(try await run(tool, request, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput))
         } catch {
             outcome = .failure(error)
         }
@@ -55,14 +60,17 @@ public final class ToolCallService: Sendable {
     }
 
     private func run(
-        _ tool: Tool, _ request: ExecutionRequest, caller: CallerIdentity,
+        _ tool: Tool, _ request: ExecutionRequest, caller: CallerIdentity, admission: Admission,
         onStart: (@Sendable (String) -> Void)?,
         onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
     ) async throws(RPCError) -> ToolCallResult {
         let policy = RetryPolicy(tool.manifest)
         var attempt = 1
+        var admission = admission
         while true {
-            let (exec, stdout) = try await executions.execute(request, caller: caller, onStart: onStart, onOutput: onOutput)
+            let (exec, stdout) = try await executions.execute(
+                request, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput)
+            admission.askApproval = false  // approved once for the call, not per attempt
             let output = ToolOutput(typing: stdout, truncated: exec.stdoutTruncated)
             var outputErrors: [ToolOutputError]? = nil
             // Only a successful run promises its output; a failed one is reported as its status.
@@ -203,5 +211,26 @@ extension Tool {
         }
         if !errors.isEmpty { throw .invalidParams(errors) }
         return ExecutionRequest(argv: argv, environment: environment, workingDirectory: command.cwd, stdin: stdin)
+    }
+}
+
+extension Tool {
+    /// What policy needs to know of this tool.
+    public var policyFacts: PolicyToolFacts {
+        PolicyToolFacts(
+            name: name, category: manifest.category, risk: manifest.risk, mode: mode,
+            requiresApproval: manifest.requiresApproval == true)
+    }
+}
+
+extension JSONValue {
+    /// Every string inside (object keys included), for deny patterns.
+    public var allStrings: [String] {
+        switch self {
+        case .string(let s): return [s]
+        case .array(let items): return items.flatMap(\.allStrings)
+        case .object(let o): return o.flatMap { [$0.key] + $0.value.allStrings }
+        default: return []
+        }
     }
 }

@@ -60,9 +60,19 @@ public struct SandboxFeatures: Sendable, Equatable, Codable {
 public struct ExecutionCounts: Sendable, Equatable, Codable {
     public var running: Int
     public var queued: Int
-    public init(running: Int, queued: Int) {
+    public var pendingApproval: Int
+    /// Per user, for admins only (absent for others).
+    public var perUser: [UserExecutionCounts]?
+    public init(running: Int, queued: Int, pendingApproval: Int = 0, perUser: [UserExecutionCounts]? = nil) {
         self.running = running
         self.queued = queued
+        self.pendingApproval = pendingApproval
+        self.perUser = perUser
+    }
+    enum CodingKeys: String, CodingKey {
+        case running, queued
+        case pendingApproval = "pending_approval"
+        case perUser = "per_user"
     }
 }
 
@@ -74,10 +84,12 @@ public struct DaemonStatusResult: Sendable, Equatable, Codable {
     public var cgroup: CgroupStatus
     public var sandbox: SandboxFeatures
     public var executions: ExecutionCounts
+    public var policy: PolicyStatus
+    public var scheduler: SchedulerStatus
 
     public init(
         version: String, uptimeMs: Int64, pid: Int32, caller: CallerIdentity, cgroup: CgroupStatus,
-        sandbox: SandboxFeatures, executions: ExecutionCounts
+        sandbox: SandboxFeatures, executions: ExecutionCounts, policy: PolicyStatus, scheduler: SchedulerStatus
     ) {
         self.version = version
         self.uptimeMs = uptimeMs
@@ -86,10 +98,12 @@ public struct DaemonStatusResult: Sendable, Equatable, Codable {
         self.cgroup = cgroup
         self.sandbox = sandbox
         self.executions = executions
+        self.policy = policy
+        self.scheduler = scheduler
     }
 
     enum CodingKeys: String, CodingKey {
-        case version, pid, caller, cgroup, sandbox, executions
+        case version, pid, caller, cgroup, sandbox, executions, policy, scheduler
         case uptimeMs = "uptime_ms"
     }
 }
@@ -136,10 +150,12 @@ public struct ExecParams: Sendable, Equatable, Codable {
     public var timeoutMs: Int?
     public var limits: ExecLimits?
     public var stream: Bool?
+    /// Isolation profile (default `sandbox`); `network` and `trusted` need policy's explicit permission.
+    public var mode: ToolMode?
 
     public init(
         argv: [String], stdin: String? = nil, stdinBase64: String? = nil, env: [String: String]? = nil,
-        cwd: String? = nil, timeoutMs: Int? = nil, limits: ExecLimits? = nil, stream: Bool? = nil
+        cwd: String? = nil, timeoutMs: Int? = nil, limits: ExecLimits? = nil, stream: Bool? = nil, mode: ToolMode? = nil
     ) {
         self.argv = argv
         self.stdin = stdin
@@ -149,10 +165,11 @@ public struct ExecParams: Sendable, Equatable, Codable {
         self.timeoutMs = timeoutMs
         self.limits = limits
         self.stream = stream
+        self.mode = mode
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case argv, stdin, env, cwd, limits, stream
+        case argv, stdin, env, cwd, limits, stream, mode
         case stdinBase64 = "stdin_base64"
         case timeoutMs = "timeout_ms"
     }
@@ -197,16 +214,20 @@ public struct ExecResult: Sendable, Equatable, Codable {
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
     public var durationMs: Int
+    /// Time spent waiting for a slot in the scheduler's queue (not part of `duration_ms`).
+    public var queuedMs: Int
     public var cpuMs: Int
     public var memoryPeakBytes: UInt64
     public var violations: [String]
     public var failure: ExecFailure?
+    /// Names of the redaction rules that replaced something in the outputs; absent when none did.
+    public var redacted: [String]?
 
     public init(
         executionId: String, status: ExecStatus, exitCode: Int32?, signal: Int32?, stdout: String,
         stdoutEncoding: OutputEncoding, stderr: String, stderrEncoding: OutputEncoding, stdoutTruncated: Bool,
-        stderrTruncated: Bool, durationMs: Int, cpuMs: Int, memoryPeakBytes: UInt64, violations: [String],
-        failure: ExecFailure?
+        stderrTruncated: Bool, durationMs: Int, queuedMs: Int = 0, cpuMs: Int, memoryPeakBytes: UInt64,
+        violations: [String], failure: ExecFailure?, redacted: [String]? = nil
     ) {
         self.executionId = executionId
         self.status = status
@@ -219,14 +240,17 @@ public struct ExecResult: Sendable, Equatable, Codable {
         self.stdoutTruncated = stdoutTruncated
         self.stderrTruncated = stderrTruncated
         self.durationMs = durationMs
+        self.queuedMs = queuedMs
         self.cpuMs = cpuMs
         self.memoryPeakBytes = memoryPeakBytes
         self.violations = violations
         self.failure = failure
+        self.redacted = redacted
     }
 
     enum CodingKeys: String, CodingKey {
-        case status, signal, stdout, stderr, violations, failure
+        case status, signal, stdout, stderr, violations, failure, redacted
+        case queuedMs = "queued_ms"
         case executionId = "execution_id"
         case exitCode = "exit_code"
         case stdoutEncoding = "stdout_encoding"

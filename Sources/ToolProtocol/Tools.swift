@@ -397,10 +397,12 @@ public struct ToolCallResult: Sendable, Equatable, Codable {
     public var stdoutTruncated: Bool
     public var stderrTruncated: Bool
     public var durationMs: Int
+    public var queuedMs: Int
     public var cpuMs: Int
     public var memoryPeakBytes: UInt64
     public var violations: [String]
     public var failure: ExecFailure?
+    public var redacted: [String]?
     /// Attempts made (1 unless the tool is idempotent with `retry`).
     public var attempts: Int
     public var output: ToolOutput
@@ -420,17 +422,20 @@ public struct ToolCallResult: Sendable, Equatable, Codable {
         stdoutTruncated = r.stdoutTruncated
         stderrTruncated = r.stderrTruncated
         durationMs = r.durationMs
+        queuedMs = r.queuedMs
         cpuMs = r.cpuMs
         memoryPeakBytes = r.memoryPeakBytes
         violations = r.violations
         failure = r.failure
+        redacted = r.redacted
         self.attempts = attempts
         self.output = output
         self.outputErrors = outputErrors
     }
 
     enum CodingKeys: String, CodingKey {
-        case tool, status, signal, stdout, stderr, violations, failure, attempts, output
+        case tool, status, signal, stdout, stderr, violations, failure, attempts, output, redacted
+        case queuedMs = "queued_ms"
         case executionId = "execution_id"
         case exitCode = "exit_code"
         case stdoutEncoding = "stdout_encoding"
@@ -448,8 +453,8 @@ public struct ToolCallResult: Sendable, Equatable, Codable {
         ExecResult(
             executionId: executionId, status: ExecStatus(rawValue: status.rawValue) ?? .exited, exitCode: exitCode,
             signal: signal, stdout: stdout, stdoutEncoding: stdoutEncoding, stderr: stderr, stderrEncoding: stderrEncoding,
-            stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated, durationMs: durationMs, cpuMs: cpuMs,
-            memoryPeakBytes: memoryPeakBytes, violations: violations, failure: failure)
+            stdoutTruncated: stdoutTruncated, stderrTruncated: stderrTruncated, durationMs: durationMs, queuedMs: queuedMs,
+            cpuMs: cpuMs, memoryPeakBytes: memoryPeakBytes, violations: violations, failure: failure, redacted: redacted)
     }
 }
 

@@ -33,10 +33,24 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("tools-dir"), help: "Directory of tool manifests, *.json (default /etc/toold/tools.d).") var toolsDir: String?
     @Option(name: .customLong("require-cgroup-limits"), help: "Refuse executions when memory/pids limits cannot be enforced (default true).")
     var requireCgroupLimits: Bool?
+    @Option(name: .customLong("policy"), help: "Policy file (default /etc/toold/policy.json; the built-in default applies when that is absent).")
+    var policy: String?
+    @Option(name: .customLong("max-running"), help: "Sandboxes running at once (default: 4 per CPU, within memory).") var maxRunning: Int?
+    @Option(name: .customLong("max-queued"), help: "Calls waiting for a sandbox, in all (default 256).") var maxQueued: Int?
+    @Option(name: .customLong("max-queued-per-user"), help: "Calls one user may have waiting (default 64).") var maxQueuedPerUser: Int?
+    @Option(name: .customLong("queue-timeout-ms"), help: "A call waiting longer is refused overloaded (default 60000).") var queueTimeoutMs: Int?
+    @Flag(name: .customLong("manual-clock"), help: "Tests only: the policy clock moves only by testing.clock.advance (admins).")
+    var manualClock = false
+    @Flag(name: .customLong("print-default-policy"), help: "Print the built-in default policy and exit.")
+    var printDefaultPolicy = false
     @Option(name: .customLong("limit"), help: ArgumentHelp("Execution limit default and maximum: NAME=DEFAULT[:MAX] (repeatable).", valueName: "NAME=DEFAULT[:MAX]"))
     var limits: [String] = []
 
     func run() async throws {
+        if printDefaultPolicy {
+            print(DefaultPolicy.json)
+            return
+        }
         let flags = self
         let status = await Daemon.run {
             var configuration = DaemonConfiguration()
@@ -67,6 +81,15 @@ struct Toold: AsyncParsableCommand {
         if let netnsPoolSize { c.netnsPoolSize = netnsPoolSize }
         if let requireCgroupLimits { c.requireCgroupLimits = requireCgroupLimits }
         if let toolsDir { c.toolsDirectory = toolsDir }
+        if let policy {
+            c.policyFile = policy
+            c.policyFileRequired = true
+        }
+        if let maxRunning { c.maxRunning = maxRunning }
+        if let maxQueued { c.maxQueued = maxQueued }
+        if let maxQueuedPerUser { c.maxQueuedPerUser = maxQueuedPerUser }
+        if let queueTimeoutMs { c.queueTimeoutMs = queueTimeoutMs }
+        c.manualClock = manualClock
         for entry in limits {
             let parts = entry.split(separator: "=", maxSplits: 1)
             let values = parts.count == 2 ? parts[1].split(separator: ":").map { Int($0) } : []

@@ -1,0 +1,74 @@
+import Foundation
+import ToolEngine
+import ToolProtocol
+
+extension Dispatcher {
+    /// `policy.get` (anyone for themselves; admins for any user or group), `approvals.list` and
+    /// `approvals.decide` (admins).
+    static func policyRoutes(policy: PolicyService, registry: ToolRegistry) -> [String: MethodHandler] {
+        [
+            RPCMethod.policyGet: { params, context throws(RPCError) in
+                let params = try ParamsDecoding.decode(PolicyGetParams.self, from: params)
+                let subject = try policySubject(params, caller: context.caller)
+                let view = policy.effective(for: subject).view(source: policy.source, tools: registry.tools.map(\.policyFacts))
+                return try encodeResult(view)
+            },
+            RPCMethod.approvalsList: { params, context throws(RPCError) in
+                _ = try ParamsDecoding.decode(ApprovalsListParams.self, from: params)
+                guard context.caller.admin else { throw .permissionDenied("only admins may list approvals") }
+                return try encodeResult(ApprovalsListResult(approvals: policy.approvals.list()))
+            },
+            RPCMethod.approvalsDecide: { params, context throws(RPCError) in
+                let params = try ParamsDecoding.decode(ApprovalsDecideParams.self, from: params)
+                let result = try policy.approvals.decide(params, by: context.caller)
+                context.connection.logger.notice(
+                    "approval decided",
+                    metadata: [
+                        "toold.execution_id": "\(params.executionId)", "toold.approved": "\(params.approve)",
+                        "toold.uid": "\(context.caller.uid)", "toold.reason": "\(params.reason ?? "")",
+                    ])
+                return try encodeResult(result)
+            },
+        ]
+    }
+
+    /// Whose policy `policy.get` shows: the caller's, or (admins only) a named user's or group's.
+    static func policySubject(_ params: PolicyGetParams, caller: CallerIdentity) throws(RPCError) -> PolicySubject {
+        switch (params.user, params.group) {
+        case (nil, nil):
+            return PolicySubject(caller)
+        case (.some, .some):
+            throw .invalidParams(path: "/group", "give user or group, not both")
+        case (let user?, nil):
+            let uid = UInt32(user) ?? UserDatabase.userID(user)
+            let name = uid.flatMap(UserDatabase.userName) ?? user
+            guard caller.admin || name == caller.user || uid == caller.uid else {
+                throw .permissionDenied("only admins may see another user's policy")
+            }
+            guard let uid else { throw .notFound("no user \"\(user)\"") }
+            if uid == caller.uid { return PolicySubject(caller) }
+            let gid = UserDatabase.primaryGroup(uid) ?? uid
+            let groups = UserDatabase.groups(user: name, gid: gid).map { UserDatabase.groupName($0) ?? String($0) }
+            return PolicySubject(user: name, uid: uid, groups: groups)
+        case (nil, let group?):
+            let name = UInt32(group).flatMap(UserDatabase.groupName) ?? group
+            guard caller.admin || caller.groups.contains(name) else {
+                throw .permissionDenied("only admins may see the policy of a group they are not in")
+            }
+            return PolicySubject(user: "", uid: nil, groups: [name], label: "group:\(name)")
+        }
+    }
+
+    /// `testing.clock.advance`, only when the daemon runs with `--manual-clock` (tests).
+    static func testingRoutes(manualClock: ManualPolicyClock?) -> [String: MethodHandler] {
+        guard let manualClock else { return [:] }
+        return [
+            RPCMethod.testingClockAdvance: { params, context throws(RPCError) in
+                let params = try ParamsDecoding.decode(ClockAdvanceParams.self, from: params)
+                guard context.caller.admin else { throw .permissionDenied("only admins may move the clock") }
+                guard params.ms >= 0 else { throw .invalidParams(path: "/ms", "must not be negative") }
+                return try encodeResult(ClockAdvanceResult(nowMs: manualClock.advance(byMs: Int64(params.ms))))
+            }
+        ]
+    }
+}

@@ -1,0 +1,108 @@
+import Foundation
+import Synchronization
+import ToolProtocol
+
+/// The policy in force and everything that enforces it per call: the allow/deny decision, modes, deny
+/// patterns, rates and cooldowns (`authorize`), the approvals book, and the clock they all read.
+/// Reloads are all-or-nothing: a policy that fails to load leaves the previous one in force, and the
+/// error stays visible (`status`) until a load succeeds.
+public final class PolicyService: Sendable {
+    public let clock: any PolicyClock
+    public let approvals: ApprovalBook
+    private let rates = RateBook()
+    private struct State {
+        var document: PolicyDocument
+        var loadedAt: Date
+        var error: String?
+        /// Effective policies by subject, valid for this document only.
+        var cache: [PolicySubject: EffectivePolicy] = [:]
+    }
+    private let state: Mutex<State>
+
+    public init(document: PolicyDocument, clock: any PolicyClock) {
+        self.clock = clock
+        approvals = ApprovalBook(clock: clock)
+        state = Mutex(State(document: document, loadedAt: Date()))
+    }
+
+    /// Where policy comes from: the file when it exists (or when it was named explicitly, which makes a
+    /// missing file an error), the built-in default otherwise.
+    public static func load(path: String, required: Bool) throws(ConfigurationError) -> PolicyDocument {
+        if !required && !FileManager.default.fileExists(atPath: path) { return PolicyDocument.builtIn() }
+        return try PolicyDocument.load(path: path)
+    }
+
+    /// Swaps in a new policy (SIGHUP), or keeps the old one and remembers why not.
+    public func reload(_ next: Result<PolicyDocument, ConfigurationError>) {
+        state.withLock { s in
+            switch next {
+            case .success(let document):
+                s = State(document: document, loadedAt: Date())
+            case .failure(let error):
+                s.error = error.description
+            }
+        }
+    }
+
+    public var status: PolicyStatus {
+        state.withLock { PolicyStatus(source: $0.document.source, loadedAt: RFC3339.format($0.loadedAt), error: $0.error) }
+    }
+
+    public var approvalTimeoutMs: Int { state.withLock { $0.document.approvalTimeoutMs } }
+    public var source: String { state.withLock { $0.document.source } }
+
+    /// The merged policy of a subject (cached per subject until the next reload).
+    public func effective(for subject: PolicySubject) -> EffectivePolicy {
+        state.withLock { s in
+            if let cached = s.cache[subject] { return cached }
+            let policy = EffectivePolicy(document: s.document, subject: subject)
+            if s.cache.count >= 4096 { s.cache.removeAll() }
+            s.cache[subject] = policy
+            return policy
+        }
+    }
+
+    /// Decides one call before anything else looks at it: the tool must be allowed, its mode permitted,
+    /// no argument may match a deny pattern, and the rates and cooldown must have room (the call is
+    /// counted when admitted). Refusals are JSON-RPC errors naming the rule.
+    /// `strings` are the call's argument strings (for `exec`: argv, env, cwd, stdin).
+    public func authorize(
+        _ caller: CallerIdentity, tool: PolicyToolFacts, strings: () -> [String]
+    ) throws(RPCError) -> Authorization {
+        let policy = effective(for: PolicySubject(caller))
+        let decision = policy.decide(tool)
+        guard decision.verdict != .deny else {
+            throw .permissionDenied("\(caller.user) may not call \"\(tool.name)\" (\(decision.rule))", rule: decision.rule)
+        }
+        guard decision.modeAllowed else {
+            let rule = "\(policy.modes.rule) modes"
+            throw .permissionDenied(
+                "\(caller.user) may not use the \(tool.mode.rawValue) mode (allowed: \(policy.modes.value.joined(separator: ", ")))",
+                rule: rule)
+        }
+        if !policy.denyPatterns.isEmpty, let hit = policy.deniedPattern(in: strings()) {
+            throw .permissionDenied("the arguments match the deny pattern \"\(hit.name)\"", rule: hit.rule)
+        }
+        if let refusal = rates.admit(uid: caller.uid, tool: tool.name, policy: policy, now: clock.nowMs) {
+            throw .rateLimited(refusal.why, retryAfterMs: refusal.retryAfterMs, rule: refusal.rule)
+        }
+        return Authorization(policy: policy, decision: decision, tool: tool.name)
+    }
+}
+
+/// A call that policy admitted: the subject's policy (limits, concurrency, redaction) and the decision
+/// (whether an admin must approve, and by which rule).
+public struct Authorization: Sendable {
+    public let policy: EffectivePolicy
+    public let decision: ToolDecision
+    public let tool: String
+
+    public var approvalRule: String? { decision.verdict == .approval ? decision.approvalRule : nil }
+}
+
+/// RFC 3339 timestamps in UTC with milliseconds, as every time on the wire is written.
+public enum RFC3339 {
+    public static func format(_ date: Date) -> String {
+        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!))
+    }
+}
