@@ -35,6 +35,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         .target(name: "ToolProtocol"),
@@ -60,6 +61,13 @@ let package = Package(
             ]
         ),
         .target(name: "ToolClient", dependencies: ["ToolProtocol"]),
+        .target(
+            name: "ToolRecords",
+            dependencies: [
+                "ToolProtocol", .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .executableTarget(
             name: "toold",
             dependencies: ["ToolDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser")],
@@ -74,6 +82,7 @@ let package = Package(
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "ToolRecordsTests", dependencies: ["ToolRecords", "ToolProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ToolProtocol", "ToolClient", "JSONSchema"]),
     ],
     swiftLanguageModes: [.v6]
