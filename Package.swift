@@ -78,7 +78,7 @@ let package = Package(
             dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: staticSwiftRuntime
         ),
-        .executableTarget(name: "ToolBench", dependencies: ["JSONSchema", "ToolProtocol"]),
+        .executableTarget(name: "ToolBench", dependencies: ["JSONSchema", "ToolProtocol", "ToolEngine"]),
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),

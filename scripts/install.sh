@@ -13,6 +13,7 @@ Installs the toold release build:
   $PREFIX/lib/sysusers.d/toold.conf, $PREFIX/lib/tmpfiles.d/toold.conf
   $PREFIX/share/doc/toold/OPERATIONS.md
   /etc/toold/toold.json (0640; an existing one is never overwritten), /etc/toold/tools.d/
+  /etc/toold/policy.json (0640; `toold --print-default-policy`; an existing one is never overwritten)
 
 Environment:
   PREFIX         install prefix (default /usr; /usr/local also works: systemd searches
@@ -84,6 +85,13 @@ if [[ -e "$DESTDIR$confdir/toold.json" ]]; then
 else
     install -m 0640 "$repo/systemd/toold.json" "$DESTDIR$confdir/toold.json"
     kept=""
+fi
+if [[ -e "$DESTDIR$confdir/policy.json" ]]; then
+    kept+=" (kept existing $confdir/policy.json)"
+else
+    "$bin_src/toold" --print-default-policy > "$DESTDIR$confdir/policy.json.tmp"
+    chmod 0640 "$DESTDIR$confdir/policy.json.tmp"
+    mv -f "$DESTDIR$confdir/policy.json.tmp" "$DESTDIR$confdir/policy.json"
 fi
 
 echo "installed toold into ${DESTDIR:-/}: $bindir/{toold,toolc}, $unitdir/toold.{service,socket}$kept"

@@ -4,7 +4,11 @@
 //   - JSON Schema validation of a typical tool call (issue 4: ~20 properties, nested objects, patterns,
 //     enums), with a schema compiled once as the registry does when a manifest loads;
 //   - the same with the argument bytes parsed first (what a call costs end to end when arguments arrive
-//     as JSON text), an invalid instance (error reporting path) and compiling the schema (load time).
+//     as JSON text), an invalid instance (error reporting path) and compiling the schema (load time);
+//   - the policy check of one call (issue 5): `PolicyService.authorize` under the shipped default policy
+//     with rates, a cooldown and a deny pattern added (so every step runs), for a caller in two groups,
+//     on a clock that moves one second per call; and redacting a 1 KiB output with the shipped patterns
+//     (every result is redacted before it leaves).
 //
 // Usage: ToolBench [--json] [--quick]
 // Times are CPU time of the benchmarking thread (CLOCK_THREAD_CPUTIME_ID), median of the batches.
@@ -12,6 +16,7 @@
 // compile or the instances do not validate as expected (a broken measurement, not a slow one).
 
 import JSONSchema
+import ToolEngine
 import ToolProtocol
 
 #if canImport(Glibc)
@@ -231,6 +236,34 @@ results.append(
     measure("compile_schema", batches: max(3, batches / 3), batchNs: batchNs) {
         (try? CompiledSchema(schemaValue)) == nil ? 0 : 1
     })
+
+// Policy: the shipped default with every per-call step switched on for the `toold` group.
+let benchPolicyText = DefaultPolicy.json.replacingOccurrences(
+    of: #""concurrency": 4"#,
+    with: #""concurrency": 4, "cooldown_ms": 500, "rate": {"per_minute": 1000000, "per_hour": 100000000, "per_tool_per_minute": 1000000}, "deny_patterns": [{"name": "wipe", "pattern": "rm\\s+-rf\\s+/"}]"#)
+let benchClock = ManualPolicyClock()
+let policyService: PolicyService
+do {
+    policyService = PolicyService(document: try PolicyDocument(json: Array(benchPolicyText.utf8), source: "bench"), clock: benchClock)
+} catch {
+    fail("bench policy does not load: \(error)")
+}
+let benchCaller = CallerIdentity(uid: 1000, gid: 1000, pid: 42, user: "agent", groups: ["agent", "toold", "docker"], admin: false)
+let shellFacts = PolicyToolFacts(name: "shell", category: .computation, risk: .medium, mode: .sandbox, requiresApproval: false)
+let callStrings = ["/bin/sh", "-c", "cd /workspace && python3 -m pytest -q tests/ 2>&1 | tail -n 20", "PYTHONHASHSEED", "0"]
+do {
+    _ = try policyService.authorize(benchCaller, tool: shellFacts) { callStrings }
+} catch {
+    fail("the bench call is refused: \(error)")
+}
+let typicalOutput = Array(String(repeating: "test_module.py::test_case PASSED [ 42%] elapsed 0.01s ok\n", count: 18).utf8.prefix(1024))
+let shippedRedactor = policyService.effective(for: PolicySubject(benchCaller)).redactor
+results.append(
+    measure("policy_authorize", batches: batches, batchNs: batchNs) {
+        benchClock.advance(byMs: 1000)
+        return (try? policyService.authorize(benchCaller, tool: shellFacts) { callStrings }) == nil ? 0 : 1
+    })
+results.append(measure("redact_output_1k", batches: batches, batchNs: batchNs) { shippedRedactor.redact(typicalOutput).bytes.count })
 
 func oneDecimal(_ value: Double) -> Double { (value * 10).rounded() / 10 }
 func whole(_ value: Double) -> String { String(Int(value.rounded())) }

@@ -486,37 +486,6 @@ import ToolProtocol
 // MARK: Support
 
 /// A tools directory of manifests written by the test (root-owned, mode 0644: loadable).
-private struct ToolsDirectory {
-    let dir: TempDir
-    init() throws { dir = try TempDir("tools") }
-    var path: String { dir.path }
-    func file(_ name: String) -> String { dir.url.appendingPathComponent(name + ".json").path }
-    func write(_ name: String, _ manifest: JSONValue) throws {
-        try writeRaw(name + ".json", JSONCoding.serializeString(manifest))
-    }
-    func writeRaw(_ fileName: String, _ text: String) throws {
-        let url = dir.url.appendingPathComponent(fileName)
-        try text.write(to: url, atomically: true, encoding: .utf8)
-        chmod(url.path, 0o644)
-    }
-    func remove() { dir.remove() }
-}
-
-private func toolManifest(
-    _ name: String, properties: [String: JSONValue] = [:], required: [String] = [], argv: [String],
-    env: [String: String]? = nil, stdin: String? = nil, mode: String = "sandbox"
-) -> JSONValue {
-    var command: [String: JSONValue] = ["argv": .array(argv.map(JSONValue.string))]
-    if let env { command["env"] = .object(env.mapValues(JSONValue.string)) }
-    if let stdin { command["stdin"] = .string(stdin) }
-    return [
-        "name": .string(name), "version": "1.0", "description": .string("test tool \(name)"), "category": "custom",
-        "risk": "low", "tags": ["test"], "mode": .string(mode),
-        "input_schema": ["type": "object", "properties": .object(properties), "required": .array(required.map(JSONValue.string))],
-        "command": .object(command),
-    ]
-}
-
 /// A tool that connects to 127.0.0.1:{{port}} and prints the first line it reads; with `exitOnReply`,
 /// it exits 0 only when that line is "ok".
 private func probeToolManifest(_ name: String, mode: String, exitOnReply: Bool = false) -> JSONValue {

@@ -19,7 +19,9 @@ import ToolProtocol
         #expect(status.caller.uid == 0 && status.caller.admin)
         #expect(status.pid == daemon.process.processIdentifier)
         #expect(["v2", "v1", "hybrid", "none"].contains(status.cgroup.layout))
-        #expect(status.executions == ExecutionCounts(running: 0, queued: 0))
+        #expect(status.executions == ExecutionCounts(running: 0, queued: 0, pendingApproval: 0, perUser: []))
+        #expect(status.policy.source.hasSuffix("policy.json") && status.policy.error == nil)
+        #expect(status.scheduler.maxRunning >= 1)
     }
 
     @Test func nonRootPeerIsSeenByItsKernelCredentials() throws {
@@ -32,6 +34,7 @@ import ToolProtocol
         #expect(status.caller.uid == 65534)
         #expect(status.caller.admin == false)
         #expect(status.caller.groups.contains("toold"))
+        #expect(status.executions.perUser == nil, "only admins see other users' counts")
         // Without the socket group the kernel refuses the connection: toolc's documented exit code 77.
         let denied = try daemon.toolc(["status"], asUID: 65534)
         #expect(denied.status == 77, "\(denied.stderr)")

@@ -34,8 +34,10 @@ final class RateBook: Sendable {
         return state.withLock { s -> Refusal? in
             let userKey = Key(uid: uid, tool: nil)
             let toolKey = Key(uid: uid, tool: tool)
-            let userLog = Self.pruned(s.log[userKey] ?? [], now: now)
-            let toolLog = Self.pruned(s.log[toolKey] ?? [], now: now)
+            Self.prune(&s.log[userKey, default: []], now: now)
+            Self.prune(&s.log[toolKey, default: []], now: now)
+            let userLog = s.log[userKey]!
+            let toolLog = s.log[toolKey]!
             var worst: Refusal? = nil
             func consider(_ refusal: Refusal?) {
                 guard let refusal else { return }
@@ -54,24 +56,36 @@ final class RateBook: Sendable {
             consider(
                 Self.window(toolLog, rates.perToolPerHour, Self.hour, now, "calls of \"\(tool)\" per hour", "rate.per_tool_per_hour"))
             if worst == nil {
-                s.log[userKey] = userLog + [now]
-                s.log[toolKey] = toolLog + [now]
+                s.log[userKey]!.append(now)
+                s.log[toolKey]!.append(now)
                 s.admitsSinceSweep += 1
                 if s.admitsSinceSweep >= 4096 {
                     s.admitsSinceSweep = 0
-                    s.log = s.log.filter { !Self.pruned($0.value, now: now).isEmpty }
+                    for key in Array(s.log.keys) {
+                        Self.prune(&s.log[key]!, now: now)
+                        if s.log[key]!.isEmpty { s.log.removeValue(forKey: key) }
+                    }
                 }
-            } else {
-                s.log[userKey] = userLog
-                s.log[toolKey] = toolLog
             }
             return worst
         }
     }
 
-    private static func pruned(_ log: [Int64], now: Int64) -> [Int64] {
-        guard let first = log.first, now - first >= hour else { return log }
-        return Array(log.drop { now - $0 >= hour })
+    /// Drops timestamps older than the longest window (the log is in time order).
+    private static func prune(_ log: inout [Int64], now: Int64) {
+        guard let first = log.first, now - first >= hour else { return }
+        log.removeFirst(firstIndex(in: log, within: hour, of: now))
+    }
+
+    /// The index of the first timestamp less than `length` before `now` (binary search: the log is sorted).
+    private static func firstIndex(in log: [Int64], within length: Int64, of now: Int64) -> Int {
+        var low = 0
+        var high = log.count
+        while low < high {
+            let mid = (low + high) / 2
+            if now - log[mid] >= length { low = mid + 1 } else { high = mid }
+        }
+        return low
     }
 
     /// A full window: the call fits again when the call at `count - limit` leaves it.
@@ -79,9 +93,10 @@ final class RateBook: Sendable {
         _ log: [Int64], _ limit: PolicySetting<Int>?, _ length: Int64, _ now: Int64, _ what: String, _ field: String
     ) -> Refusal? {
         guard let limit else { return nil }
-        let inWindow = log.filter { now - $0 < length }
-        guard inWindow.count >= limit.value else { return nil }
-        let freeing = inWindow[inWindow.count - limit.value]
+        let start = firstIndex(in: log, within: length, of: now)
+        let count = log.count - start
+        guard count >= limit.value else { return nil }
+        let freeing = log[log.count - limit.value]
         return Refusal(
             retryAfterMs: Int(freeing + length - now), why: "\(limit.value) \(what) reached", rule: "\(limit.rule) \(field)")
     }

@@ -88,13 +88,44 @@ final class TestDaemon: @unchecked Sendable {
     let socketPath: String
     let process = Process()
     let logURL: URL
+    let policyURL: URL
 
-    init(_ extraArguments: [String] = [], socket: String? = nil, config: String? = nil, environment: [String: String] = [:]) throws {
+    /// What `toold --print-default-policy` prints.
+    static let defaultPolicy: String = {
+        (try? runProgram(Binaries.toold, ["--print-default-policy"]).stdout) ?? "{}"
+    }()
+
+    /// Replaces the policy file and reloads (SIGHUP); returns `daemon.status.policy` once it changed
+    /// (a new `loaded_at`, or an `error`).
+    @discardableResult
+    func reloadPolicy(_ text: String) throws -> JSONValue {
+        let c = try client()
+        defer { c.close() }
+        let before = try c.call(RPCMethod.daemonStatus)["policy"]
+        try text.write(to: policyURL, atomically: true, encoding: .utf8)
+        signal(SIGHUP)
+        var after: JSONValue? = nil
+        try waitUntil("the policy was reloaded") {
+            after = try c.call(RPCMethod.daemonStatus)["policy"]
+            return after != before
+        }
+        return after ?? .null
+    }
+
+    /// `policy`: the policy file's text (default: the shipped default policy, so a policy file on the
+    /// machine never changes what tests see).
+    init(
+        _ extraArguments: [String] = [], socket: String? = nil, config: String? = nil, policy: String? = nil,
+        environment: [String: String] = [:]
+    ) throws {
         dir = try TempDir("daemon")
         socketPath = socket ?? dir.url.appendingPathComponent("toold.sock").path
         logURL = dir.url.appendingPathComponent("toold.log")
+        policyURL = dir.url.appendingPathComponent("policy.json")
+        try (policy ?? Self.defaultPolicy).write(to: policyURL, atomically: true, encoding: .utf8)
         var arguments = [
             "--socket", socketPath, "--state-dir", dir.url.appendingPathComponent("state").path, "--log-level", "debug",
+            "--policy", policyURL.path,
         ]
         if let config {
             let configURL = dir.url.appendingPathComponent("toold.json")
