@@ -27,16 +27,18 @@ public struct Redactor: Sendable {
 
     /// The text with every match replaced, and the names of the patterns that matched.
     public func redact(_ text: String) -> (text: String, matched: [String]) {
-        var current = text
+        // One NSString for all patterns: ICU reads UTF-16, and bridging a String costs a copy per call.
+        var current = NSString(string: text)
         var matched: [String] = []
         for pattern in patterns {
-            let range = NSRange(current.startIndex..., in: current)
-            guard pattern.regex.firstMatch(in: current, range: range) != nil else { continue }
+            let view = current as String
+            let range = NSRange(location: 0, length: current.length)
+            guard pattern.regex.firstMatch(in: view, range: range) != nil else { continue }
             let replacement = NSRegularExpression.escapedTemplate(for: "[REDACTED:\(pattern.name)]")
-            current = pattern.regex.stringByReplacingMatches(in: current, range: range, withTemplate: replacement)
+            current = NSString(string: pattern.regex.stringByReplacingMatches(in: view, range: range, withTemplate: replacement))
             if !matched.contains(pattern.name) { matched.append(pattern.name) }
         }
-        return (current, matched)
+        return (matched.isEmpty ? text : current as String, matched)
     }
 
     /// Every string inside a JSON value redacted (object keys kept), for arguments shown and recorded.
