@@ -556,6 +556,15 @@ public struct MetricChange: Sendable, Equatable, Codable {
         self.relative = relative
     }
 
+    enum CodingKeys: String, CodingKey { case previous, relative }
+
+    public func encode(to encoder: any Encoder) throws {
+        // `relative` is always present: null says "no meaningful ratio", which a reader must not confuse with 0.
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(previous, forKey: .previous)
+        try c.encode(relative, forKey: .relative)
+    }
+
     /// The change from `previous` to `current`; nil when there is no previous figure.
     public static func between(previous: Double?, current: Double?) -> MetricChange? {
         guard let previous else { return nil }
