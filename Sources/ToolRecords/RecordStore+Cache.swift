@@ -29,33 +29,41 @@ public struct CacheUsage: Sendable, Equatable {
 /// bounded by `RecordSettings.cacheMaxEntries` and `cacheMaxBytes` with least-recently-used eviction.
 extension RecordStore {
     /// The live entry for `key`, marked as used now (for LRU); nil when there is none. An expired entry is
-    /// deleted and reads as a miss.
+    /// deleted and reads as a miss. A hit whose LRU mark cannot be written (disk full) is still a hit.
     public func cacheGet(key: String, now: Timestamp) throws(RecordError) -> CachedEntry? {
         // A miss only reads; only a hit (or an expired entry) takes the write lock.
-        let exists = try read("look up cache entry \(key)") { db in
-            try Bool.fetchOne(db, sql: "SELECT 1 FROM cache WHERE key = ?", arguments: [key]) ?? false
+        let row = try read("look up cache entry \(key)") { db in
+            try Row.fetchOne(db, sql: "SELECT * FROM cache WHERE key = ?", arguments: [key])
         }
-        guard exists else { return nil }
-        return try write("use cache entry \(key)") { db -> CachedEntry? in
-            guard let row = try Row.fetchOne(db, sql: "SELECT * FROM cache WHERE key = ?", arguments: [key]) else {
-                return nil
+        guard let row else { return nil }
+        let entry = CachedEntry(
+            key: key, tool: row["tool"], manifestDigest: row["manifest_digest"], result: Array(row["result"] as Data),
+            createdAt: Timestamp(millisecondsSince1970: row["created_at"]),
+            expiresAt: Timestamp(millisecondsSince1970: row["expires_at"]), hits: (row["hits"] as Int) + 1)
+        let expired = entry.expiresAt <= now
+        do {
+            try write("use cache entry \(key)") { db in
+                if expired {
+                    try db.execute(
+                        sql: "DELETE FROM cache WHERE key = ? AND expires_at <= ?",
+                        arguments: [key, now.millisecondsSince1970])
+                } else {
+                    try db.execute(
+                        sql: """
+                            UPDATE cache SET last_used_at = ?, hits = hits + 1,
+                                use_seq = (SELECT max(use_seq) FROM cache) + 1
+                            WHERE key = ?
+                            """,
+                        arguments: [now.millisecondsSince1970, key])
+                }
             }
-            guard row["expires_at"] as Int64 > now.millisecondsSince1970 else {
-                try db.execute(sql: "DELETE FROM cache WHERE key = ?", arguments: [key])
-                return nil
-            }
-            try db.execute(
-                sql: """
-                    UPDATE cache SET last_used_at = ?, hits = hits + 1,
-                        use_seq = (SELECT max(use_seq) FROM cache) + 1
-                    WHERE key = ?
-                    """,
-                arguments: [now.millisecondsSince1970, key])
-            return CachedEntry(
-                key: key, tool: row["tool"], manifestDigest: row["manifest_digest"],
-                result: Array(row["result"] as Data), createdAt: Timestamp(millisecondsSince1970: row["created_at"]),
-                expiresAt: Timestamp(millisecondsSince1970: row["expires_at"]), hits: (row["hits"] as Int) + 1)
+        } catch {
+            guard case .diskFull = error else { throw error }
+            logger.warning(
+                "cache entry used without recording the use: the disk is full",
+                metadata: ["toold.records.cache_key": "\(key)", "toold.records.error": "\(error)"])
         }
+        return expired ? nil : entry
     }
 
     /// Stores (or replaces) the result for `key` until `expiresAt`, then evicts expired entries and the least

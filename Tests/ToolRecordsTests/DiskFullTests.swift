@@ -41,15 +41,16 @@ import ToolRecords
 
         let store = try dir.store(RecordSettings(outputBytesPerStream: 256 * 1024))
         try Fixture.record(store, 1)
+        #expect(try store.cachePut(key: "k", tool: "shell", manifestDigest: "m", result: [1, 2], now: Fixture.t0, expiresAt: Fixture.at(60_000)))
         let filler = dir.path + "/filler"
         #expect(try Self.fill(filler) > 0)
 
-        let big = Array(repeating: UInt8(ascii: "y"), count: 100 * 1024)
+        let big = Array(repeating: UInt8(ascii: "y"), count: 40 * 1024)
         var failures = 0
         for n in 2...4 {
             do {
                 try store.recordCompleted(Fixture.start(n), Fixture.outcome(stdout: big))
-                Issue.record("a 100 KiB record fitted on a full file system")
+                Issue.record("a 40 KiB record fitted on a full file system")
             } catch {
                 failures += 1
                 guard case .diskFull(_, let path) = error else {
@@ -61,6 +62,10 @@ import ToolRecords
             }
         }
         #expect(failures == 3)
+        #expect(try store.cacheGet(key: "k", now: Fixture.at(1))?.result == [1, 2], "a hit stays a hit on a full disk")
+        #expect(throws: RecordError.self) {
+            try store.cachePut(key: "big", tool: "shell", manifestDigest: "m", result: big, now: Fixture.t0, expiresAt: Fixture.at(60_000))
+        }
         #expect(try store.integrityCheck(), "a failed write leaves the file sound")
         #expect(try store.get(Fixture.executionID(1), viewer: Fixture.ana).status == .exited, "reads keep working")
         #expect(throws: RecordError.notFound(executionID: Fixture.executionID(2)), "nothing half recorded") {

@@ -41,6 +41,16 @@ import ToolRecords
         }
     }
 
+    @Test func aMissingStateDirectoryIsReportedWithThePathAndWhatToCheck() throws {
+        let path = "/nonexistent-\(UUID().uuidString)/toold.db"
+        #expect {
+            _ = try RecordStore(path: path)
+        } throws: { error in
+            guard case .other(let why)? = error as? RecordError else { return false }
+            return why.contains(path) && why.contains("owner and mode")
+        }
+    }
+
     @Test func aDatabaseOfANewerTooldIsRefusedNamingTheCause() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
