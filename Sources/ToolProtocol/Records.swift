@@ -296,6 +296,7 @@ public struct ExecutionsListResult: Sendable, Equatable, Codable {
 
 // MARK: executions.get
 
+/// `executions.get` params: the execution to show in full.
 public struct ExecutionsGetParams: Sendable, Equatable, Codable, ClosedWireType {
     public var executionId: String
     public init(executionId: String) { self.executionId = executionId }

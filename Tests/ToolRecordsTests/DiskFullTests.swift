@@ -41,7 +41,10 @@ import ToolRecords
 
         let store = try dir.store(RecordSettings(outputBytesPerStream: 256 * 1024))
         try Fixture.record(store, 1)
-        #expect(try store.cachePut(key: "k", tool: "shell", manifestDigest: "m", result: [1, 2], now: Fixture.t0, expiresAt: Fixture.at(60_000)))
+        #expect(
+            try store.cachePut(
+                key: "k", tool: "shell", manifestDigest: "m", result: [1, 2], now: Fixture.t0,
+                expiresAt: Fixture.at(60_000)))
         let filler = dir.path + "/filler"
         #expect(try Self.fill(filler) > 0)
 
@@ -64,7 +67,9 @@ import ToolRecords
         #expect(failures == 3)
         #expect(try store.cacheGet(key: "k", now: Fixture.at(1))?.result == [1, 2], "a hit stays a hit on a full disk")
         #expect(throws: RecordError.self) {
-            try store.cachePut(key: "big", tool: "shell", manifestDigest: "m", result: big, now: Fixture.t0, expiresAt: Fixture.at(60_000))
+            try store.cachePut(
+                key: "big", tool: "shell", manifestDigest: "m", result: big, now: Fixture.t0,
+                expiresAt: Fixture.at(60_000))
         }
         #expect(try store.integrityCheck(), "a failed write leaves the file sound")
         #expect(try store.get(Fixture.executionID(1), viewer: Fixture.ana).status == .exited, "reads keep working")

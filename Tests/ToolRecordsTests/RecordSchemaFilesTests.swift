@@ -14,7 +14,9 @@ import ToolRecords
         return try JSONCoding.parse(Array(data))
     }
 
-    static func propertyNames(_ schema: JSONValue?) -> Set<String> { Set(schema?["properties"]?.objectValue?.keys.map { $0 } ?? []) }
+    static func propertyNames(_ schema: JSONValue?) -> Set<String> {
+        Set(schema?["properties"]?.objectValue?.keys.map { $0 } ?? [])
+    }
 
     static func required(_ schema: JSONValue?) -> Set<String> {
         Set(schema?["required"]?.arrayValue?.compactMap(\.stringValue) ?? [])
@@ -41,7 +43,8 @@ import ToolRecords
         let store = try MetricsTests.populated(dir)
         var refused = Fixture.start(9000)
         refused.requestID = "r"
-        try store.recordRefused(RefusedCall(start: refused, status: .denied, error: RecordedError(code: -32001, message: "no")))
+        try store.recordRefused(
+            RefusedCall(start: refused, status: .denied, error: RecordedError(code: -32001, message: "no")))
         var outcome = Fixture.outcome(.signaled, exitCode: nil, queuedMs: 3)
         outcome.signal = 9
         outcome.failure = "x"

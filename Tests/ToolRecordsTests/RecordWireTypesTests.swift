@@ -61,6 +61,29 @@ import ToolRecords
         #expect(try JSONCoding.fromJSON(UserMetrics.self, JSONCoding.toJSON(user)) == user)
     }
 
+    @Test func everyExecAndToolCallStatusIsAHistoryStatus() {
+        for status in ExecStatus.allCases {
+            #expect(ExecutionStatus(status).rawValue == status.rawValue && ExecutionStatus(status).isOutcome)
+        }
+        for status in ToolCallStatus.allCases {
+            #expect(ExecutionStatus(status).rawValue == status.rawValue && ExecutionStatus(status).isOutcome)
+        }
+        #expect(ExecutionStatus.allCases.filter(\.isRefusal).count == 5 && !ExecutionStatus.running.isOutcome)
+    }
+
+    @Test func recordErrorsMapToTheProtocolsErrorCodes() {
+        #expect(RecordError.notFound(executionID: "ex_1").rpcError.code == RPCErrorCode.notFound)
+        #expect(RecordError.permissionDenied("no").rpcError.code == RPCErrorCode.permissionDenied)
+        #expect(
+            RecordError.invalidParams(path: "/limit", message: "x").rpcError.data?["errors"]?.arrayValue?.first?["path"]
+                == "/limit")
+        let full = RecordError.diskFull(operation: "record execution ex_1", path: "/var/lib/toold/toold.db").rpcError
+        #expect(full.code == RPCErrorCode.internalError && full.message.contains("/var/lib/toold/toold.db is full"))
+        #expect(
+            RecordError.corrupt(path: "/x.db", detail: "file is not a database").rpcError.message.contains(
+                "move it aside"))
+    }
+
     @Test func canonicalJSONIsPinnedByteForByte() {
         let value: JSONValue = [
             "z": [1, 1.5, -0.0, 1e21, 2.5e-7], "a": "quote\" slash\\ nl\n tab\t bell\u{07} é", "é": true, "B": nil,

@@ -84,7 +84,10 @@ enum SQLite {
 
     /// The Debian package that ships `program`.
     static func package(of program: String) -> String {
-        ["/usr/bin/sqlite3": "sqlite3", "/usr/bin/promtool": "prometheus", "/bin/mount": "mount", "/bin/umount": "mount"][
+        [
+            "/usr/bin/sqlite3": "sqlite3", "/usr/bin/promtool": "prometheus", "/bin/mount": "mount",
+            "/bin/umount": "mount",
+        ][
             program] ?? URL(fileURLWithPath: program).lastPathComponent
     }
 
