@@ -17,7 +17,8 @@ struct Call: ParsableCommand {
             raw JSON value, or the whole object with --args-json '{…}' or --args-file FILE (- for stdin).
             Prints the tool's output (JSON pretty-printed, text as is) and its stderr; --json prints the whole \
             result. Exit codes as for exec; \(ExitCodes.invalidOutput) when the output does not match the tool's \
-            output schema.
+            output schema. When policy requires an admin's approval, toolc says so on stderr and waits; Ctrl-C \
+            cancels (the waiting call, or the running one).
             Example: toolc call python --arg code='print(6*7)'
             """)
 
@@ -45,18 +46,8 @@ struct Call: ParsableCommand {
         if let memory { limits["memory_bytes"] = .int(Int64(try parseSize(memory, flag: "--memory"))) }
         if let outputLimit { limits["output_bytes"] = .int(Int64(try parseSize(outputLimit, flag: "--output-limit"))) }
         if !limits.isEmpty { params["limits"] = .object(limits) }
-        let json: JSONValue
-        do {
-            json = try client.call(RPCMethod.toolsCall, params: .object(params))
-        } catch {
-            if case .rpc(let rpc) = error, let details = rpc.data?["errors"]?.arrayValue, details.count > 1 {
-                // The one-line message names three; a person fixing arguments wants every one.
-                printError("toolc: \(rpc.message)")
-                for d in details { printError("  \(d["path"]?.stringValue ?? ""): \(d["message"]?.stringValue ?? "")") }
-                throw ExitCode(ExitCodes.rejected)
-            }
-            throw fail(error)
-        }
+        let json = try CancellableCall(client: client, method: RPCMethod.toolsCall, params: .object(params)).run(
+            reportingArgumentErrors: true)
         guard let result = try? JSONCoding.fromJSON(ToolCallResult.self, json) else {
             throw fail(.protocolError("tools.call returned an unexpected shape"))
         }

@@ -13,6 +13,9 @@ struct Exec: ParsableCommand {
             Output streams live to stdout/stderr; toolc exits with the command's exit code (see `toolc --help` \
             for the codes of timeouts, OOM and rejections) and prints a one-line reason on stderr when a limit \
             ended the command. Standard input is passed through when it is not a terminal. Ctrl-C cancels.
+            When policy requires an admin's approval, toolc says so on stderr (with the execution id an admin \
+            passes to `toolc approve`) and waits; Ctrl-C cancels the waiting call too. A denied or expired \
+            approval, a rate limit and an overloaded daemon have their own exit codes (`toolc --help`).
             Example: toolc exec --timeout 5s --memory 128M -- python3 -c 'print(1)'
             """)
 
@@ -26,11 +29,16 @@ struct Exec: ParsableCommand {
     @Option(name: .customLong("tmp-size"), help: "Size of /tmp and /workspace, e.g. 64M.") var tmpSize: String?
     @Option(name: .customLong("env"), help: ArgumentHelp("Set a variable (repeatable).", valueName: "K=V")) var env: [String] = []
     @Option(help: "Working directory inside the sandbox (default /workspace).") var cwd: String?
+    @Option(help: "Isolation mode: sandbox (default), read_only, network or trusted; network and trusted need the policy's permission.")
+    var mode: String?
     @Flag(name: .customLong("no-stdin"), help: "Do not pass standard input through.") var noStdin = false
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the command after --, e.g. toolc exec -- ls -l") }
+        if let mode, ToolMode(rawValue: mode) == nil {
+            throw ValidationError("--mode must be one of \(ToolMode.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     func buildParams() throws -> ExecParams {
@@ -51,6 +59,7 @@ struct Exec: ParsableCommand {
         var params = ExecParams(argv: command)
         params.env = environment.isEmpty ? nil : environment
         params.cwd = cwd
+        params.mode = mode.flatMap(ToolMode.init(rawValue:))
         params.timeoutMs = try timeout.map { try parseDuration($0) }
         params.limits = limits == ExecLimits() ? nil : limits
         if !noStdin && isatty(0) == 0 {
@@ -69,37 +78,17 @@ struct Exec: ParsableCommand {
         var params = try buildParams()
         params.stream = !options.json
         let client = try options.connect()
-        let interrupt = InterruptPipe.install()
-        client.interruptFD = interrupt
-        var executionID: String?
-        client.onNotification = { note in
-            switch note.method {
-            case RPCMethod.execStarted:
-                executionID = note.params?["execution_id"]?.stringValue
-            case RPCMethod.execOutput:
-                guard let params = note.params, let chunk = try? JSONCoding.fromJSON(ExecOutputNotification.self, params) else { return }
-                writeAll(chunk.stream == .stdout ? 1 : 2, chunk.bytes)
-            default: break
-            }
-        }
-        let json: JSONValue
+        let paramsJSON: JSONValue
         do {
-            let paramsJSON = try JSONCoding.toJSON(params)
-            let id = try client.send(RPCMethod.exec, params: paramsJSON)
-            do {
-                json = try client.wait(for: id)
-            } catch .interrupted {
-                // Ctrl-C: ask the daemon to kill the execution, then report what it says.
-                client.interruptFD = -1
-                if let executionID {
-                    _ = try? client.send(RPCMethod.execCancel, params: ["execution_id": .string(executionID)])
-                    _ = try? client.wait(for: id)
-                }
-                printError("toolc: cancelled")
-                throw ExitCode(ExitCodes.cancelled)
-            }
-        } catch let error as ClientError {
-            throw fail(error)
+            paramsJSON = try JSONCoding.toJSON(params)
+        } catch {
+            throw fail(.protocolError("cannot encode params: \(error)"))
+        }
+        let json = try CancellableCall(client: client, method: RPCMethod.exec, params: paramsJSON).run { note in
+            guard note.method == RPCMethod.execOutput, let params = note.params,
+                let chunk = try? JSONCoding.fromJSON(ExecOutputNotification.self, params)
+            else { return }
+            writeAll(chunk.stream == .stdout ? 1 : 2, chunk.bytes)
         }
         guard let result = try? JSONCoding.fromJSON(ExecResult.self, json) else {
             throw fail(.protocolError("exec returned an unexpected shape"))

@@ -23,14 +23,25 @@ struct Status: ParsableCommand {
             throw fail(.protocolError("daemon.status returned an unexpected shape"))
         }
         let c = status.caller
-        let lines = [
+        let e = status.executions
+        var lines = [
             "toold \(status.version), pid \(status.pid), up \(formatDuration(ms: status.uptimeMs))",
             "you:        \(c.user) (uid \(c.uid), gid \(c.gid), pid \(c.pid))\(c.admin ? ", admin" : "")",
             "groups:     \(c.groups.joined(separator: ", "))",
             "cgroups:    \(status.cgroup.layout) (usable: \(status.cgroup.controllers.isEmpty ? "none" : status.cgroup.controllers.joined(separator: ", ")))",
             "sandbox:    user namespaces \(status.sandbox.userNamespaces ? "yes" : "no"), seccomp \(status.sandbox.seccomp ? "yes" : "no")",
-            "executions: \(status.executions.running) running, \(status.executions.queued) queued",
+            "executions: \(e.running) running, \(e.queued) queued, \(e.pendingApproval) waiting for approval",
         ]
+        for u in e.perUser ?? [] {
+            let who = u.user == String(u.uid) ? u.user : "\(u.user) (uid \(u.uid))"
+            lines.append("  \(who): \(u.running) running, \(u.queued) queued, \(u.pendingApproval) waiting for approval")
+        }
+        let s = status.scheduler
+        lines.append(
+            "scheduler:  at most \(s.maxRunning) running; queue \(s.maxQueued) (\(s.maxQueuedPerUser) per user), "
+                + "timeout \(formatDuration(ms: Int64(s.queueTimeoutMs)))")
+        lines.append("policy:     \(status.policy.source), loaded \(status.policy.loadedAt)")
+        if let error = status.policy.error { lines.append("            last reload failed, previous policy kept: \(error)") }
         writeAll(1, Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 }
