@@ -18,15 +18,14 @@ extension RecordStore {
         let operation = "record the end of execution \(executionID)"
         try Self.check(outcome, operation)
         try write(operation) { db in
-            guard
-                let row = try Row.fetchOne(
-                    db, sql: "SELECT * FROM executions WHERE execution_id = ?", arguments: [executionID])
-            else { throw RecordError.notFound(executionID: executionID) }
-            let status: String = row["status"]
-            guard status == ExecutionStatus.running.rawValue else {
+            guard try finish(db, executionID, outcome) else {
+                // The slow path, for the message only.
+                guard
+                    let status = try String.fetchOne(
+                        db, sql: "SELECT status FROM executions WHERE execution_id = ?", arguments: [executionID])
+                else { throw RecordError.notFound(executionID: executionID) }
                 throw RecordError.other("\(operation): it already ended as \(status)")
             }
-            try finish(db, try Self.start(from: row), outcome)
         }
     }
 
@@ -37,7 +36,7 @@ extension RecordStore {
         try Self.check(outcome, operation)
         try write(operation) { db in
             try insertExecution(db, start, status: .running)
-            try finish(db, start, outcome)
+            _ = try finish(db, start.executionID, outcome)
         }
     }
 
@@ -50,26 +49,25 @@ extension RecordStore {
         }
         try write(operation) { db in
             try insertExecution(db, call.start, status: call.status, error: call.error)
-            try insertCallAudit(
-                db, call.start, time: call.start.startedAt, status: call.status, outcome: nil, error: call.error)
-            try bumpCounters(db, call.start, status: call.status, outcome: nil)
+            try auditCall(db, call.start.executionID, time: call.start.startedAt)
+            try countCall(db, call.start.executionID)
         }
     }
 
     /// Records an administrative action in the audit.
     public func audit(_ action: AdminAction) throws(RecordError) {
         try write("audit \(action.action)") { db in
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT INTO audit (time, kind, request_id, execution_id, uid, gid, pid, user, method, tool,
                                        action, details)
                     VALUES (?, 'admin', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
-                arguments: [
-                    action.at.millisecondsSince1970, action.requestID.map(CanonicalJSON.string), action.executionID,
-                    Int64(action.caller.uid), Int64(action.caller.gid), Int64(action.caller.pid), action.caller.user,
-                    action.method, action.tool, action.action, CanonicalJSON.string(action.details),
-                ])
+                    """
+            ).execute(arguments: [
+                action.at.millisecondsSince1970, action.requestID.map(CanonicalJSON.string), action.executionID,
+                Int64(action.caller.uid), Int64(action.caller.gid), Int64(action.caller.pid), action.caller.user,
+                action.method, action.tool, action.action, CanonicalJSON.string(action.details),
+            ])
         }
     }
 
@@ -77,20 +75,18 @@ extension RecordStore {
     /// becomes `interrupted` (finished at `now`, with an audit entry); returns their ids, oldest first.
     public func markInterrupted(now: Timestamp) throws(RecordError) -> [String] {
         try write("mark the executions of the previous run interrupted") { db in
-            let rows = try Row.fetchAll(
-                db, sql: "SELECT * FROM executions WHERE status = 'running' ORDER BY started_at, execution_id")
-            var ids: [String] = []
-            for row in rows {
-                let start = try Self.start(from: row)
+            let ids = try String.fetchAll(
+                db,
+                sql: "SELECT execution_id FROM executions WHERE status = 'running' ORDER BY started_at, execution_id")
+            for id in ids {
                 try db.execute(
                     sql: """
                         UPDATE executions SET status = 'interrupted', finished_at = ?, failure = ?
                         WHERE execution_id = ?
                         """,
-                    arguments: [now.millisecondsSince1970, Self.interruptedFailure, start.executionID])
-                try insertCallAudit(db, start, time: now, status: .interrupted, outcome: nil, error: nil)
-                try bumpCounters(db, start, status: .interrupted, outcome: nil)
-                ids.append(start.executionID)
+                    arguments: [now.millisecondsSince1970, Self.interruptedFailure, id])
+                try auditCall(db, id, time: now)
+                try countCall(db, id)
             }
             return ids
         }
@@ -108,102 +104,99 @@ extension RecordStore {
 
     func insertExecution(
         _ db: Database, _ start: ExecutionStart, status: ExecutionStatus, error: RecordedError? = nil
-    ) throws {
-        try db.execute(
+    )
+        throws
+    {
+        try db.cachedStatement(
             sql: """
                 INSERT INTO executions (execution_id, request_id, method, tool, uid, gid, pid, user, started_at,
                                         finished_at, status, arguments, decision, rule, error_code, error_message)
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """,
-            arguments: [
-                start.executionID, start.requestID.map(CanonicalJSON.string), start.method.rawValue, start.tool,
-                Int64(start.caller.uid), Int64(start.caller.gid), Int64(start.caller.pid), start.caller.user,
-                start.startedAt.millisecondsSince1970,
-                status == .running ? nil : start.startedAt.millisecondsSince1970, status.rawValue,
-                CanonicalJSON.string(start.arguments), start.decision, start.rule, error?.code, error?.message,
-            ])
+                """
+        ).execute(arguments: [
+            start.executionID, start.requestID.map(CanonicalJSON.string), start.method.rawValue, start.tool,
+            Int64(start.caller.uid), Int64(start.caller.gid), Int64(start.caller.pid), start.caller.user,
+            start.startedAt.millisecondsSince1970,
+            status == .running ? nil : start.startedAt.millisecondsSince1970, status.rawValue,
+            CanonicalJSON.string(start.arguments), start.decision, start.rule, error?.code, error?.message,
+        ])
     }
 
-    /// Turns the `running` row of `start` into its outcome, with output, audit and counters.
-    func finish(_ db: Database, _ start: ExecutionStart, _ o: ExecutionOutcome) throws {
-        try db.execute(
+    /// Turns the `running` row `executionID` into its outcome, with output, audit and counters. False, with
+    /// nothing written, when there is no such running row.
+    func finish(_ db: Database, _ executionID: String, _ o: ExecutionOutcome) throws -> Bool {
+        try db.cachedStatement(
             sql: """
                 UPDATE executions SET finished_at = ?, status = ?, exit_code = ?, signal = ?, duration_ms = ?,
                     queued_ms = ?, cpu_ms = ?, memory_peak_bytes = ?, stdout_bytes = ?, stderr_bytes = ?,
                     stdout_sha256 = ?, stderr_sha256 = ?, stdout_truncated = ?, stderr_truncated = ?,
                     violations = ?, attempts = ?, cached = ?, failure = ?
-                WHERE execution_id = ?
-                """,
-            arguments: [
-                o.finishedAt.millisecondsSince1970, o.status.rawValue, o.exitCode, o.signal, o.durationMs, o.queuedMs,
-                o.cpuMs, Int64(clamping: o.memoryPeakBytes), o.stdout.sizeBytes, o.stderr.sizeBytes, o.stdout.sha256,
-                o.stderr.sha256, o.stdout.truncated, o.stderr.truncated,
-                CanonicalJSON.string(.array(o.violations.map(JSONValue.string))), o.attempts, o.cached, o.failure,
-                start.executionID,
-            ])
+                WHERE execution_id = ? AND status = 'running'
+                """
+        ).execute(arguments: [
+            o.finishedAt.millisecondsSince1970, o.status.rawValue, o.exitCode, o.signal, o.durationMs, o.queuedMs,
+            o.cpuMs, Int64(clamping: o.memoryPeakBytes), o.stdout.sizeBytes, o.stderr.sizeBytes, o.stdout.sha256,
+            o.stderr.sha256, o.stdout.truncated, o.stderr.truncated,
+            CanonicalJSON.string(.array(o.violations.map(JSONValue.string))), o.attempts, o.cached, o.failure,
+            executionID,
+        ])
+        guard db.changesCount == 1 else { return false }
         let cap = settings.outputBytesPerStream
         if cap > 0 {
             let stdout = OutputStorage.prefix(o.stdout.bytes, cap: cap)
             let stderr = OutputStorage.prefix(o.stderr.bytes, cap: cap)
-            try db.execute(
+            try db.cachedStatement(
                 sql: """
                     INSERT OR REPLACE INTO outputs (execution_id, stdout, stderr, stdout_stored_truncated,
                                                     stderr_stored_truncated)
                     VALUES (?, ?, ?, ?, ?)
-                    """,
-                arguments: [start.executionID, Data(stdout.bytes), Data(stderr.bytes), stdout.cut, stderr.cut])
+                    """
+            ).execute(arguments: [executionID, Data(stdout.bytes), Data(stderr.bytes), stdout.cut, stderr.cut])
         }
-        try insertCallAudit(db, start, time: o.finishedAt, status: o.status, outcome: o, error: nil)
-        try bumpCounters(db, start, status: o.status, outcome: o)
+        try auditCall(db, executionID, time: o.finishedAt)
+        try countCall(db, executionID)
+        return true
     }
 
-    func insertCallAudit(
-        _ db: Database, _ start: ExecutionStart, time: Timestamp, status: ExecutionStatus, outcome o: ExecutionOutcome?,
-        error: RecordedError?
-    ) throws {
-        try db.execute(
+    /// Appends the audit entry of a call, copied from its history row as it stands now (so pruning the history
+    /// later loses nothing from the audit).
+    func auditCall(_ db: Database, _ executionID: String, time: Timestamp) throws {
+        try db.cachedStatement(
             sql: """
                 INSERT INTO audit (time, kind, request_id, execution_id, uid, gid, pid, user, method, tool, arguments,
                     decision, rule, status, exit_code, signal, duration_ms, queued_ms, cpu_ms, memory_peak_bytes,
                     stdout_bytes, stdout_sha256, stderr_bytes, stderr_sha256, stdout_truncated, stderr_truncated,
                     violations, attempts, cached, failure, error_code, error_message)
-                VALUES (?, 'call', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-                        ?, ?)
-                """,
-            arguments: [
-                time.millisecondsSince1970, start.requestID.map(CanonicalJSON.string), start.executionID,
-                Int64(start.caller.uid), Int64(start.caller.gid), Int64(start.caller.pid), start.caller.user,
-                start.method.rawValue, start.tool, CanonicalJSON.string(start.arguments), start.decision, start.rule,
-                status.rawValue, o?.exitCode, o?.signal, o?.durationMs, o?.queuedMs, o?.cpuMs,
-                o.map { Int64(clamping: $0.memoryPeakBytes) }, o?.stdout.sizeBytes, o?.stdout.sha256,
-                o?.stderr.sizeBytes, o?.stderr.sha256, o?.stdout.truncated, o?.stderr.truncated,
-                o.map { CanonicalJSON.string(.array($0.violations.map(JSONValue.string))) }, o?.attempts, o?.cached,
-                status == .interrupted ? Self.interruptedFailure : o?.failure, error?.code, error?.message,
-            ])
+                SELECT ?, 'call', request_id, execution_id, uid, gid, pid, user, method, tool, arguments,
+                    decision, rule, status, exit_code, signal, duration_ms, queued_ms, cpu_ms, memory_peak_bytes,
+                    stdout_bytes, stdout_sha256, stderr_bytes, stderr_sha256, stdout_truncated, stderr_truncated,
+                    violations, attempts, cached, failure, error_code, error_message
+                FROM executions WHERE execution_id = ?
+                """
+        ).execute(arguments: [time.millisecondsSince1970, executionID])
     }
 
-    /// Adds one call to the monotonic totals of (tool, uid, status). Durations and queue times count only for
-    /// executions that ran (not cache hits).
-    func bumpCounters(
-        _ db: Database, _ start: ExecutionStart, status: ExecutionStatus, outcome o: ExecutionOutcome?
-    ) throws {
-        let ran = o.map { !$0.cached } ?? false
-        try db.execute(
+    /// Adds a finished (or refused, or interrupted) call to the monotonic totals of (tool, uid, status).
+    /// Durations and queue times count only for executions that ran (not cache hits).
+    func countCall(_ db: Database, _ executionID: String) throws {
+        try db.cachedStatement(
             sql: """
                 INSERT INTO counters (tool, uid, status, user, calls, cache_hits, duration_ms_sum, duration_count,
                                       queued_ms_sum, queued_count)
-                VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?)
+                SELECT tool, uid, status, user, 1, cached,
+                       CASE WHEN cached = 0 AND duration_ms IS NOT NULL THEN duration_ms ELSE 0 END,
+                       CASE WHEN cached = 0 AND duration_ms IS NOT NULL THEN 1 ELSE 0 END,
+                       CASE WHEN cached = 0 AND queued_ms IS NOT NULL THEN queued_ms ELSE 0 END,
+                       CASE WHEN cached = 0 AND queued_ms IS NOT NULL THEN 1 ELSE 0 END
+                FROM executions WHERE execution_id = ?
                 ON CONFLICT (tool, uid, status) DO UPDATE SET
                     user = excluded.user, calls = calls + 1, cache_hits = cache_hits + excluded.cache_hits,
                     duration_ms_sum = duration_ms_sum + excluded.duration_ms_sum,
                     duration_count = duration_count + excluded.duration_count,
                     queued_ms_sum = queued_ms_sum + excluded.queued_ms_sum,
                     queued_count = queued_count + excluded.queued_count
-                """,
-            arguments: [
-                start.tool, Int64(start.caller.uid), status.rawValue, start.caller.user, o?.cached == true ? 1 : 0,
-                ran ? o!.durationMs : 0, ran ? 1 : 0, ran ? (o!.queuedMs ?? 0) : 0, ran && o!.queuedMs != nil ? 1 : 0,
-            ])
+                """
+        ).execute(arguments: [executionID])
     }
 
     /// The start of a recorded execution, read back from its row.
