@@ -49,12 +49,12 @@ let package = Package(
         .target(name: "Sandbox", dependencies: ["CSandbox", .product(name: "Logging", package: "swift-log")]),
         .target(
             name: "ToolEngine",
-            dependencies: ["ToolProtocol", "JSONSchema", "Sandbox", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["ToolProtocol", "JSONSchema", "Sandbox", "ToolRecords", .product(name: "Logging", package: "swift-log")]
         ),
         .target(
             name: "ToolDaemon",
             dependencies: [
-                "ToolProtocol", "ToolEngine", "CSystemd", "Sandbox", "ToolClient",
+                "ToolProtocol", "ToolEngine", "ToolRecords", "CSystemd", "Sandbox", "ToolClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import ToolEngine
 import ToolProtocol
+import ToolRecords
 
 /// Every setting of the daemon, as one plain value: built once from the config file and the command-line
 /// flags (flags win), validated once, then passed to the parts that need it.
@@ -42,8 +43,23 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var queueTimeoutMs = 60_000
     /// Tests only: the policy clock moves only by `testing.clock.advance` (admins).
     public var manualClock = false
+    /// Records (`<state_dir>/toold.db`): off only for the benchmark's baseline.
+    public var recordsEnabled = true
+    /// Bytes of each output stream kept per execution (0: none), after redaction.
+    public var recordsOutputBytes = 64 << 10
+    /// History and stored outputs are pruned after this many days; the audit after `recordsAuditDays`.
+    public var recordsHistoryDays = 30
+    public var recordsAuditDays = 365
+    public var recordsCacheMaxEntries = 10_000
+    public var recordsCacheMaxBytes = 64 << 20
 
     public init() {}
+
+    /// The record store's settings that a reload may change.
+    public var recordSettings: RecordSettings {
+        RecordSettings(
+            outputBytesPerStream: recordsOutputBytes, cacheMaxEntries: recordsCacheMaxEntries, cacheMaxBytes: recordsCacheMaxBytes)
+    }
 
     /// The scheduler's settings, with the default maximum worked out from this machine.
     public var schedulerSettings: Scheduler.Settings {
@@ -56,7 +72,14 @@ public struct DaemonConfiguration: Sendable, Equatable {
     static let fileKeys: Set<String> = [
         "socket", "state_dir", "socket_group", "admin_group", "log_level", "max_frame_bytes", "max_connections",
         "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "require_cgroup_limits", "limits",
-        "tools_dir", "policy", "scheduler",
+        "tools_dir", "policy", "scheduler", "records",
+    ]
+    static let recordsKeys: Set<String> = [
+        "enabled", "output_bytes", "history_days", "audit_days", "cache_max_entries", "cache_max_bytes",
+    ]
+    static let recordsRanges: [String: ClosedRange<Int>] = [
+        "output_bytes": 0...(64 << 20), "history_days": 1...36_500, "audit_days": 1...36_500,
+        "cache_max_entries": 0...10_000_000, "cache_max_bytes": 0...(16 << 30),
     ]
     static let schedulerKeys: Set<String> = ["max_running", "max_queued", "max_queued_per_user", "queue_timeout_ms"]
     static let schedulerRanges: [String: ClosedRange<Int>] = [
@@ -107,6 +130,19 @@ extension DaemonConfiguration {
             try r.integer("max_queued_per_user", in: Self.schedulerRanges["max_queued_per_user"]!) { maxQueuedPerUser = $0 }
             try r.integer("queue_timeout_ms", in: Self.schedulerRanges["queue_timeout_ms"]!) { queueTimeoutMs = $0 }
         }
+        if let value = o["records"] {
+            guard case .object(let rec) = value else {
+                throw ConfigurationError(file: path, field: "records", reason: "must be an object")
+            }
+            let r = FieldReader(file: path, object: rec, prefix: "records.")
+            try r.rejectUnknown(Self.recordsKeys)
+            try r.bool("enabled") { recordsEnabled = $0 }
+            try r.integer("output_bytes", in: Self.recordsRanges["output_bytes"]!) { recordsOutputBytes = $0 }
+            try r.integer("history_days", in: Self.recordsRanges["history_days"]!) { recordsHistoryDays = $0 }
+            try r.integer("audit_days", in: Self.recordsRanges["audit_days"]!) { recordsAuditDays = $0 }
+            try r.integer("cache_max_entries", in: Self.recordsRanges["cache_max_entries"]!) { recordsCacheMaxEntries = $0 }
+            try r.integer("cache_max_bytes", in: Self.recordsRanges["cache_max_bytes"]!) { recordsCacheMaxBytes = $0 }
+        }
         try reader.string("log_level") { (text) throws(ConfigurationError) in
             guard let level = Logger.Level(rawValue: text) else {
                 throw ConfigurationError(
@@ -143,6 +179,11 @@ extension DaemonConfiguration {
             ("scheduler.max_queued", maxQueued, Self.schedulerRanges["max_queued"]!),
             ("scheduler.max_queued_per_user", maxQueuedPerUser, Self.schedulerRanges["max_queued_per_user"]!),
             ("scheduler.queue_timeout_ms", queueTimeoutMs, Self.schedulerRanges["queue_timeout_ms"]!),
+            ("records.output_bytes", recordsOutputBytes, Self.recordsRanges["output_bytes"]!),
+            ("records.history_days", recordsHistoryDays, Self.recordsRanges["history_days"]!),
+            ("records.audit_days", recordsAuditDays, Self.recordsRanges["audit_days"]!),
+            ("records.cache_max_entries", recordsCacheMaxEntries, Self.recordsRanges["cache_max_entries"]!),
+            ("records.cache_max_bytes", recordsCacheMaxBytes, Self.recordsRanges["cache_max_bytes"]!),
         ] where !range.contains(value) {
             throw ConfigurationError(
                 file: file, field: name, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")

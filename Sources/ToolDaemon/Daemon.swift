@@ -7,6 +7,7 @@ import Sandbox
 import Synchronization
 import ToolEngine
 import ToolProtocol
+import ToolRecords
 
 /// The daemon's lifecycle: start (runtime, socket, READY=1), serve, reload on SIGHUP, stop gracefully on
 /// SIGTERM/SIGINT. `main` only parses arguments and calls `run`.
@@ -48,6 +49,9 @@ public enum Daemon {
             clock: clock)
         logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
         if manualClock != nil { logger.warning("manual policy clock: for tests only (testing.clock.advance)") }
+        // Records next: executions that were running when the daemon last died become `interrupted`.
+        let store = try openRecords(configuration, logger: logger)
+        let recorder = ExecutionRecorder(store: store, logger: logger)
         let runtime = try SandboxRuntime(
             configuration: SandboxConfiguration(
                 stateDirectory: configuration.stateDirectory,
@@ -57,11 +61,15 @@ public enum Daemon {
             logger: logger)
         let scheduler = Scheduler(settings: configuration.schedulerSettings, clock: clock)
         let executions = ExecutionService(
-            runtime: runtime, limits: configuration.execLimits, policy: policy, scheduler: scheduler, logger: logger)
+            runtime: runtime, limits: configuration.execLimits, policy: policy, scheduler: scheduler, recorder: recorder,
+            logger: logger)
         let registry = ToolRegistry(
             toolsDirectory: configuration.toolsDirectory, stateDirectory: configuration.stateDirectory, logger: logger)
         registry.reload()
         let tools = ToolCallService(registry: registry, executions: executions, logger: logger)
+        tools.invalidateStaleCache()
+        let retention = Retention(history: configuration.recordsHistoryDays, audit: configuration.recordsAuditDays)
+        let pruning = store.map { startPruning($0, retention: retention, logger: logger) }
         let serverBox = Mutex<Server?>(nil)
         let dispatcher = Dispatcher(executions: executions, tools: tools, manualClock: manualClock, logger: logger) {
             serverBox.withLock { $0?.isDraining ?? false }
@@ -103,11 +111,19 @@ public enum Daemon {
                     executions.updateLimits(next.execLimits)
                     scheduler.update(next.schedulerSettings)
                     registry.reload(toolsDirectory: next.toolsDirectory)
+                    tools.invalidateStaleCache()
+                    store?.updateSettings(next.recordSettings)
+                    retention.days.withLock { $0 = (next.recordsHistoryDays, next.recordsAuditDays) }
                     current = next
                     let loaded = Result { () throws(ConfigurationError) in
                         try PolicyService.load(path: next.policyFile, required: next.policyFileRequired)
                     }
                     policy.reload(loaded)
+                    recorder.admin(
+                        AdminAction(
+                            at: .now(), requestID: nil, caller: daemonIdentity, method: "signal",
+                            action: loaded.isSuccess ? "policy_reloaded" : "policy_reload_failed",
+                            details: ["source": .string(next.policyFile), "error": loaded.errorText.map(JSONValue.string) ?? .null]))
                     if case .failure(let error) = loaded {
                         logger.error(
                             "policy reload failed; keeping the previous policy",
@@ -133,12 +149,58 @@ public enum Daemon {
         try? await listener.close()
         await server.drain(grace: .milliseconds(current.shutdownGraceMs))
         executions.cancelAll()
+        pruning?.cancel()
         runtime.shutdown()
         watchdog?.cancel()
         try? await group.shutdownGracefully()
         if activated == nil { unlink(configuration.socketPath) }
         logger.info("stopped", metadata: ["toold.event": "stopped"])
         return 0
+    }
+
+    /// The daemon as the actor of actions without a request (reloads), for the audit.
+    static var daemonIdentity: CallerIdentity {
+        CallerIdentity(uid: getuid(), gid: getgid(), pid: getpid(), user: "toold", groups: [], admin: true)
+    }
+
+    /// Opens `<state_dir>/toold.db` (unless records are off) and marks what a previous run left running
+    /// as `interrupted`.
+    static func openRecords(_ configuration: DaemonConfiguration, logger: Logger) throws -> RecordStore? {
+        guard configuration.recordsEnabled else {
+            logger.warning("records are off: nothing is recorded in the database (records.enabled is false)")
+            return nil
+        }
+        let path = (configuration.stateDirectory as NSString).appendingPathComponent("toold.db")
+        let store = try RecordStore(path: path, settings: configuration.recordSettings, logger: logger)
+        do {
+            let interrupted = try store.markInterrupted(now: .now())
+            if !interrupted.isEmpty {
+                logger.warning(
+                    "executions interrupted by the previous stop recorded",
+                    metadata: ["toold.count": "\(interrupted.count)", "toold.execution_ids": "\(interrupted.prefix(20).joined(separator: ","))"])
+            }
+        } catch {
+            logger.error("cannot mark interrupted executions", metadata: ["toold.error": "\(error)"])
+        }
+        return store
+    }
+
+    /// Prunes history, outputs and audit past their retention at start and then daily.
+    static func startPruning(
+        _ store: RecordStore, retention: Retention, logger: Logger
+    ) -> Task<Void, Never> {
+        Task.detached(priority: .background) {
+            while !Task.isCancelled {
+                let days = retention.days.withLock { $0 }
+                do {
+                    let report = try store.prune(now: .now(), historyDays: days.history, auditDays: days.audit)
+                    logger.info("records pruned", metadata: ["toold.report": "\(report)", "toold.event": "records"])
+                } catch {
+                    logger.error("records could not be pruned", metadata: ["toold.error": "\(error)", "toold.event": "records"])
+                }
+                try? await Task.sleep(for: .seconds(86_400))
+            }
+        }
     }
 
     /// Pings the watchdog at half the interval systemd asked for.
@@ -214,4 +276,21 @@ struct SharedLevelHandler<Inner: LogHandler>: LogHandler {
         set { inner[metadataKey: key] = newValue }
     }
     func log(event: LogEvent) { inner.log(event: event) }
+}
+
+extension Result {
+    var isSuccess: Bool {
+        if case .success = self { return true }
+        return false
+    }
+    var errorText: String? {
+        if case .failure(let error) = self { return "\(error)" }
+        return nil
+    }
+}
+
+/// History and audit retention in days; a reload changes them for the next pruning.
+final class Retention: Sendable {
+    let days: Mutex<(history: Int, audit: Int)>
+    init(history: Int, audit: Int) { days = Mutex((history, audit)) }
 }

@@ -9,6 +9,8 @@ struct RequestContext: Sendable {
     let connection: Connection
     /// True for a JSON-RPC notification (nobody will read a result).
     let isNotification: Bool
+    /// The request's id (nil for a notification), for the records.
+    let requestID: JSONValue?
 }
 
 /// One method: decodes its params, does its work, returns its result as JSON.
@@ -36,8 +38,9 @@ final class Dispatcher: Sendable {
         for (name, handler) in Self.statusRoutes(startedAt: startedAt, executions: executions)
             .merging(Self.execRoutes(executions: executions, registry: tools.registry), uniquingKeysWith: { a, _ in a })
             .merging(Self.toolRoutes(tools: tools), uniquingKeysWith: { a, _ in a })
-            .merging(Self.policyRoutes(policy: executions.policy, registry: tools.registry), uniquingKeysWith: { a, _ in a })
+            .merging(Self.policyRoutes(policy: executions.policy, registry: tools.registry, recorder: executions.recorder), uniquingKeysWith: { a, _ in a })
             .merging(Self.testingRoutes(manualClock: manualClock), uniquingKeysWith: { a, _ in a })
+            .merging(Self.recordRoutes(recorder: executions.recorder), uniquingKeysWith: { a, _ in a })
         {
             routes[name] = handler
         }
@@ -59,7 +62,8 @@ final class Dispatcher: Sendable {
     func handle(_ request: RPCRequest, caller: CallerIdentity, connection: Connection) async -> Result<JSONValue, RPCError> {
         if drainingCheck() { return .failure(.shuttingDown()) }
         guard let handler = routes[request.method] else { return .failure(.methodNotFound(request.method)) }
-        let context = RequestContext(caller: caller, connection: connection, isNotification: request.isNotification)
+        let context = RequestContext(
+            caller: caller, connection: connection, isNotification: request.isNotification, requestID: request.id)
         do {
             return .success(try await handler(request.params, context))
         } catch {

@@ -1,6 +1,7 @@
 import Foundation
 import ToolEngine
 import ToolProtocol
+import ToolRecords
 
 extension Dispatcher {
     /// `exec` and `exec.cancel`. Streamed executions send `exec.started`, then `exec.output` in order.
@@ -9,18 +10,22 @@ extension Dispatcher {
         [
             RPCMethod.exec: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ExecParams.self, from: params)
-                var facts =
-                    registry.tool(named: "exec")?.policyFacts
-                    ?? PolicyToolFacts(name: "exec", category: .system, risk: .high, mode: .sandbox, requiresApproval: false)
-                facts.mode = params.mode ?? .sandbox
-                let authorization = try executions.policy.authorize(context.caller, tool: facts) { params.policyStrings }
-                let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
-                let admission = Admission(
-                    authorization: authorization, method: RPCMethod.exec, arguments: params.approvalView,
-                    onPendingApproval: context.pendingApprovalCallback(tool: "exec"))
-                let (result, _) = try await executions.execute(
-                    ExecutionRequest(params), caller: context.caller, admission: admission, onStart: onStart, onOutput: onOutput)
-                return try encodeResult(result)
+                return try await context.recordingRefusal(
+                    .exec, tool: "exec", arguments: params.approvalView, executions: executions
+                ) { () throws(RPCError) in
+                    var facts =
+                        registry.tool(named: "exec")?.policyFacts
+                        ?? PolicyToolFacts(name: "exec", category: .system, risk: .high, mode: .sandbox, requiresApproval: false)
+                    facts.mode = params.mode ?? .sandbox
+                    let authorization = try executions.policy.authorize(context.caller, tool: facts) { params.policyStrings }
+                    let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
+                    let admission = Admission(
+                        authorization: authorization, method: RPCMethod.exec, arguments: params.approvalView,
+                        requestID: context.requestID, onPendingApproval: context.pendingApprovalCallback(tool: "exec"))
+                    let (result, _) = try await executions.execute(
+                        ExecutionRequest(params), caller: context.caller, admission: admission, onStart: onStart, onOutput: onOutput)
+                    return try encodeResult(result)
+                }
             },
             RPCMethod.execCancel: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ExecCancelParams.self, from: params)
@@ -59,6 +64,26 @@ extension ExecParams {
 }
 
 extension RequestContext {
+    /// Runs an execution method; a refusal (an error answer) goes to the history, the audit and the
+    /// journal, under the execution id the call had if it had one.
+    func recordingRefusal(
+        _ method: ExecutionMethod, tool: String, arguments: JSONValue, executions: ExecutionService,
+        _ body: () async throws(RPCError) -> JSONValue
+    ) async throws(RPCError) -> JSONValue {
+        do {
+            return try await body()
+        } catch {
+            let id = error.data?["execution_id"]?.stringValue ?? ExecutionService.newExecutionID()
+            let redactor = executions.policy.effective(for: PolicySubject(caller)).redactor
+            let start = ExecutionStart(
+                executionID: id, requestID: requestID, method: method, tool: tool, caller: caller, startedAt: .now(),
+                arguments: redactor.redact(arguments), decision: error.code == RPCErrorCode.permissionDenied ? "deny" : nil,
+                rule: error.data?["rule"]?.stringValue)
+            executions.recorder.refused(start, error: error)
+            throw error
+        }
+    }
+
     /// Tells the caller its call waits for an admin: `exec.pending_approval` (none for a notification).
     func pendingApprovalCallback(tool: String) -> (@Sendable (String, String, Int) -> Void)? {
         guard !isNotification else { return nil }

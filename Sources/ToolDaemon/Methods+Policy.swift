@@ -5,7 +5,7 @@ import ToolProtocol
 extension Dispatcher {
     /// `policy.get` (anyone for themselves; admins for any user or group), `approvals.list` and
     /// `approvals.decide` (admins).
-    static func policyRoutes(policy: PolicyService, registry: ToolRegistry) -> [String: MethodHandler] {
+    static func policyRoutes(policy: PolicyService, registry: ToolRegistry, recorder: ExecutionRecorder) -> [String: MethodHandler] {
         [
             RPCMethod.policyGet: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(PolicyGetParams.self, from: params)
@@ -21,12 +21,11 @@ extension Dispatcher {
             RPCMethod.approvalsDecide: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ApprovalsDecideParams.self, from: params)
                 let result = try policy.approvals.decide(params, by: context.caller)
-                context.connection.logger.notice(
-                    "approval decided",
-                    metadata: [
-                        "toold.execution_id": "\(params.executionId)", "toold.approved": "\(params.approve)",
-                        "toold.uid": "\(context.caller.uid)", "toold.reason": "\(params.reason ?? "")",
-                    ])
+                var details: [String: JSONValue] = ["approved": .bool(params.approve)]
+                if let reason = params.reason { details["reason"] = .string(reason) }
+                context.audit(
+                    recorder, method: RPCMethod.approvalsDecide, action: "approval_decided", executionID: params.executionId,
+                    details: .object(details))
                 return try encodeResult(result)
             },
         ]

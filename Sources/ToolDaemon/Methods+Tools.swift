@@ -1,6 +1,7 @@
 import Foundation
 import ToolEngine
 import ToolProtocol
+import ToolRecords
 
 extension Dispatcher {
     /// `tools.list`, `tools.get`, `tools.schemas`, `tools.register`, `tools.unregister` (admins only) and
@@ -35,22 +36,44 @@ extension Dispatcher {
             RPCMethod.toolsRegister: { params, context throws(RPCError) in
                 guard context.caller.admin else { throw .permissionDenied("only admins may register tools") }
                 let params = try ParamsDecoding.decode(ToolsRegisterParams.self, from: params)
-                return try encodeResult(try registry.register(params.manifest))
+                let registered = try registry.register(params.manifest)
+                tools.invalidateStaleCache()
+                context.audit(tools.executions.recorder, method: RPCMethod.toolsRegister, action: "tool_registered", tool: registered.name)
+                return try encodeResult(registered)
             },
             RPCMethod.toolsUnregister: { params, context throws(RPCError) in
                 guard context.caller.admin else { throw .permissionDenied("only admins may unregister tools") }
                 let params = try ParamsDecoding.decode(ToolNameParams.self, from: params)
                 try registry.unregister(name: params.name)
+                context.audit(tools.executions.recorder, method: RPCMethod.toolsUnregister, action: "tool_unregistered", tool: params.name)
                 return try encodeResult(ToolsUnregisterResult(unregistered: true))
             },
             RPCMethod.toolsCall: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ToolCallParams.self, from: params)
-                let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
-                return try encodeResult(
-                    try await tools.call(
-                        params, caller: context.caller, onPendingApproval: context.pendingApprovalCallback(tool: params.name),
-                        onStart: onStart, onOutput: onOutput))
+                return try await context.recordingRefusal(
+                    .toolsCall, tool: params.name, arguments: params.arguments ?? .object([:]), executions: tools.executions
+                ) { () throws(RPCError) in
+                    let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
+                    return try encodeResult(
+                        try await tools.call(
+                            params, caller: context.caller, requestID: context.requestID,
+                            onPendingApproval: context.pendingApprovalCallback(tool: params.name), onStart: onStart,
+                            onOutput: onOutput))
+                }
             },
         ]
+    }
+}
+
+extension RequestContext {
+    /// Records an admin action of this request in the audit.
+    func audit(
+        _ recorder: ExecutionRecorder, method: String, action: String, tool: String? = nil, executionID: String? = nil,
+        details: JSONValue = .object([:])
+    ) {
+        recorder.admin(
+            AdminAction(
+                at: .now(), requestID: requestID, caller: caller, method: method, action: action, tool: tool,
+                executionID: executionID, details: details))
     }
 }

@@ -3,6 +3,7 @@ import Logging
 import Sandbox
 import Synchronization
 import ToolProtocol
+import ToolRecords
 
 /// Runs admitted requests: checks and resolves them into a `SandboxSpec` (limits clamped to the
 /// configured defaults, the daemon's maxima and the caller's policy maxima), waits for an admin's approval
@@ -13,6 +14,7 @@ public final class ExecutionService: Sendable {
     public let runtime: SandboxRuntime
     public let policy: PolicyService
     public let scheduler: Scheduler
+    public let recorder: ExecutionRecorder
     private let limits: Mutex<ExecLimitsConfiguration>
     private let running = Mutex<[String: RunningExecution]>([:])
     private let logger: Logger
@@ -31,9 +33,11 @@ public final class ExecutionService: Sendable {
     ]
 
     public init(
-        runtime: SandboxRuntime, limits: ExecLimitsConfiguration, policy: PolicyService, scheduler: Scheduler, logger: Logger
+        runtime: SandboxRuntime, limits: ExecLimitsConfiguration, policy: PolicyService, scheduler: Scheduler,
+        recorder: ExecutionRecorder, logger: Logger
     ) {
         self.runtime = runtime
+        self.recorder = recorder
         self.limits = Mutex(limits)
         self.policy = policy
         self.scheduler = scheduler
@@ -176,7 +180,8 @@ public final class ExecutionService: Sendable {
         } onCancel: {
             pipeline.cancel()
         }
-        return try outcome.get()
+        // A refusal after the id existed (approval, queue, records) names it: the caller may have seen it.
+        return try outcome.mapError { $0.with(executionID: executionID) }.get()
     }
 
     private func admitAndRun(
@@ -204,6 +209,8 @@ public final class ExecutionService: Sendable {
         if Task.isCancelled { throw .cancelled("cancelled before it started") }
 
         let redactor = authorization.policy.redactor
+        // In the history before anything runs; a call that cannot be recorded does not run.
+        try recorder.started(admission.start(executionID: executionID, caller: caller))
         let streams = onOutput.map { _ in (StreamRedactor(redactor), StreamRedactor(redactor)) }
         let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
             guard let onOutput else { return }
@@ -236,10 +243,13 @@ public final class ExecutionService: Sendable {
         result.queuedMs = slot.queuedMs
         let hits = stdoutHits + stderrHits.filter { !stdoutHits.contains($0) }
         result.redacted = hits.isEmpty ? nil : hits
+        if admission.recordsFinish {
+            recorder.finished(executionID, ExecutionOutcome(result, status: ExecutionStatus(result.status), attempts: admission.attempt))
+        }
         log.info(
             "execution finished",
             metadata: [
-                "toold.uid": "\(caller.uid)", "toold.status": "\(outcome.status.rawValue)",
+                "toold.uid": "\(caller.uid)", "toold.status": "\(outcome.status.rawValue)", "toold.tool": "\(authorization.tool)",
                 "toold.duration_ms": "\(outcome.durationMs)", "toold.queued_ms": "\(slot.queuedMs)",
             ])
         return (result, stdout)
@@ -263,7 +273,8 @@ public final class ExecutionService: Sendable {
         for execution in all { execution.cancel() }
     }
 
-    static func newExecutionID() -> String {
+    /// A fresh execution id: `ex_` + 32 hex digits.
+    public static func newExecutionID() -> String {
         "ex_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
     }
 
@@ -378,15 +389,32 @@ public struct Admission: Sendable {
     public var arguments: JSONValue
     /// Tells the caller it waits: (execution id, rule, expires in ms).
     public var onPendingApproval: (@Sendable (String, String, Int) -> Void)?
+    /// The JSON-RPC id of the request, for the records.
+    public var requestID: JSONValue?
+    /// Which attempt of the call this is (tool retries), for the records.
+    public var attempt = 1
+    /// Whether `execute` records the end; false when the caller records it itself (a tool call records
+    /// its own status, e.g. `invalid_output`).
+    public var recordsFinish = true
 
     public init(
         authorization: Authorization, askApproval: Bool = true, method: String, arguments: JSONValue,
-        onPendingApproval: (@Sendable (String, String, Int) -> Void)?
+        requestID: JSONValue?, onPendingApproval: (@Sendable (String, String, Int) -> Void)?
     ) {
         self.authorization = authorization
         self.askApproval = askApproval
         self.method = method
         self.arguments = arguments
+        self.requestID = requestID
         self.onPendingApproval = onPendingApproval
+    }
+
+    /// The history's start record of this call under `executionID` (arguments redacted).
+    public func start(executionID: String, caller: CallerIdentity) -> ExecutionStart {
+        ExecutionStart(
+            executionID: executionID, requestID: requestID, method: ExecutionMethod(rawValue: method) ?? .exec,
+            tool: authorization.tool, caller: caller, startedAt: .now(),
+            arguments: authorization.policy.redactor.redact(arguments), decision: authorization.decision.verdict.rawValue,
+            rule: authorization.approvalRule ?? authorization.decision.rule)
     }
 }

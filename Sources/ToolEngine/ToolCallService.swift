@@ -3,6 +3,7 @@ import JSONSchema
 import Logging
 import Sandbox
 import ToolProtocol
+import ToolRecords
 
 /// Runs `tools.call`: checks the arguments against the tool's compiled input schema, expands its command
 /// (placeholders become whole argv elements or env values; the arguments go to stdin as JSON by default),
@@ -23,8 +24,20 @@ public final class ToolCallService: Sendable {
     /// Runs one call to its result. Unknown tool → `-32004`; policy refusals → `-32001`/`-32002` (before
     /// anything else looks at the arguments); arguments that fail the schema → `-32602` with every error's
     /// path (`/arguments/...`); limits above the daemon's or the policy's maxima → `-32602` as for `exec`.
+    /// Drops cached results of tools whose manifest changed (after a load or a registration). Entries of
+    /// an old manifest can never hit (its digest is in the key); this frees their space at once.
+    public func invalidateStaleCache() {
+        guard let store = executions.recorder.store else { return }
+        for tool in registry.tools where tool.manifest.cacheable == true {
+            _ = try? store.cacheInvalidate(tool: tool.name, exceptDigest: tool.digest)
+        }
+    }
+
+    /// Cacheable tools (`cacheable: true`) answer a repeated call (same tool version and manifest, same
+    /// canonical arguments, same caller unless `cache_shared`) from the result cache while it is fresh,
+    /// without running — checked after policy and validation, before approval and the queue.
     public func call(
-        _ params: ToolCallParams, caller: CallerIdentity,
+        _ params: ToolCallParams, caller: CallerIdentity, requestID: JSONValue? = nil,
         onPendingApproval: (@Sendable (String, String, Int) -> Void)? = nil,
         onStart: (@Sendable (String) -> Void)? = nil,
         onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
@@ -44,18 +57,35 @@ public final class ToolCallService: Sendable {
         request.fallbackTimeoutMs = tool.manifest.timeoutMs
         request.fallbackLimits = tool.manifest.limits ?? ExecLimits()
         request.mode = IsolationMode(tool.mode)
+        var admission = Admission(
+            authorization: authorization, method: RPCMethod.toolsCall, arguments: arguments, requestID: requestID,
+            onPendingApproval: onPendingApproval)
+        admission.recordsFinish = false  // recorded below, with the tool's own status
+
+        let cache = params.cache == false ? nil : ResultCache(tool: tool, arguments: arguments, caller: caller, store: executions.recorder.store)
+        if let cache, let hit = cache.lookup() {
+            let executionID = ExecutionService.newExecutionID()
+            var result = hit
+            result.cachedFrom = hit.executionId
+            result.executionId = executionID
+            result.cached = true
+            result.queuedMs = 0
+            executions.recorder.completed(
+                admission.start(executionID: executionID, caller: caller),
+                ExecutionOutcome(result.execResult, status: ExecutionStatus(result.status), attempts: 1).markedCached())
+            return result
+        }
 
         let gate = tool.manifest.parallel == false ? registry.gate(for: tool.name) : nil
         await gate?.acquire()
         let outcome: Result<ToolCallResult, RPCError>
         do {
-            let admission = Admission(
-                authorization: authorization, method: "tools.call", arguments: arguments, onPendingApproval: onPendingApproval)
             outcome = .success(try await run(tool, request, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput))
         } catch {
             outcome = .failure(error)
         }
         await gate?.release()
+        if case .success(let result) = outcome { cache?.store(result) }
         return try outcome.get()
     }
 
@@ -81,6 +111,8 @@ public final class ToolCallService: Sendable {
                 }
             }
             let result = ToolCallResult(tool: tool.name, exec: exec, attempts: attempt, output: output, outputErrors: outputErrors)
+            executions.recorder.finished(
+                exec.executionId, ExecutionOutcome(exec, status: ExecutionStatus(result.status), attempts: attempt))
             guard attempt < policy.maxAttempts, policy.retries(result), !Task.isCancelled else { return result }
             let delay = policy.delay(beforeAttempt: attempt + 1)
             logger.info(
@@ -95,6 +127,7 @@ public final class ToolCallService: Sendable {
                 return result  // cancelled while backing off: the last attempt's result stands
             }
             attempt += 1
+            admission.attempt = attempt
         }
     }
 }
@@ -233,4 +266,62 @@ extension JSONValue {
         default: return []
         }
     }
+}
+
+extension ExecutionOutcome {
+    /// A cache hit: nothing ran, so its time, CPU and memory are not counted as work.
+    func markedCached() -> ExecutionOutcome {
+        var outcome = self
+        outcome.cached = true
+        outcome.durationMs = 0
+        outcome.cpuMs = 0
+        outcome.memoryPeakBytes = 0
+        return outcome
+    }
+}
+
+/// The result cache of one call of a cacheable tool. The key is the SHA-256 of the canonical JSON of the
+/// tool's name, version and manifest digest, the arguments, and the caller's uid (none when the manifest
+/// says `cache_shared`), so a changed manifest or another caller never hits. Only successful results
+/// (exit 0, output valid) are stored, for `cache_ttl_s` (default 3600). Any store error reads as a miss.
+struct ResultCache {
+    let key: String
+    let tool: String
+    let digest: String
+    let ttlS: Int
+    let store: RecordStore
+
+    static let defaultTTLSeconds = 3600
+
+    init?(tool: Tool, arguments: JSONValue, caller: CallerIdentity, store: RecordStore?) {
+        guard tool.manifest.cacheable == true, let store else { return nil }
+        ttlS = tool.manifest.cacheTtlS ?? Self.defaultTTLSeconds
+        guard ttlS > 0 else { return nil }
+        digest = tool.digest
+        key = SHA256.hex(
+            CacheKey.material(
+                tool: tool.name, toolVersion: tool.manifest.version, manifestDigest: digest, arguments: arguments,
+                uid: tool.manifest.cacheShared == true ? nil : caller.uid))
+        self.tool = tool.name
+        self.store = store
+    }
+
+    func lookup() -> ToolCallResult? {
+        guard let entry = try? store.cacheGet(key: key, now: .now()) else { return nil }
+        return try? JSONCoding.fromJSON(ToolCallResult.self, JSONCoding.parse(entry.result))
+    }
+
+    func store(_ result: ToolCallResult) {
+        guard result.status == .exited, result.exitCode == 0, !result.stdoutTruncated else { return }
+        guard let json = try? JSONCoding.toJSON(result) else { return }
+        let now = Timestamp.now()
+        _ = try? store.cachePut(
+            key: key, tool: tool, manifestDigest: digest, result: JSONCoding.serialize(json), now: now,
+            expiresAt: now.adding(milliseconds: Int64(ttlS) * 1000))
+    }
+}
+
+extension Tool {
+    /// SHA-256 of the manifest's canonical JSON: changes whenever anything in the manifest does.
+    public var digest: String { SHA256.hex(CanonicalJSON.serialize(json)) }
 }

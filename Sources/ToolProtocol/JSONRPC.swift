@@ -32,6 +32,8 @@ public enum RPCErrorCode {
     public static let cancelled = -32006
     public static let approvalDenied = -32007
     public static let shuttingDown = -32008
+    /// The call's record could not be written (full disk, damaged database): nothing ran.
+    public static let recordsUnavailable = -32009
 }
 
 /// One `{path, message}` entry of `data.errors` in an invalid-params error.
@@ -81,6 +83,18 @@ extension RPCError {
             data: .object(["retry_after_ms": .int(Int64(retryAfterMs))]))
     }
     public static func cancelled(_ why: String) -> RPCError { RPCError(code: RPCErrorCode.cancelled, message: why) }
+    public static func recordsUnavailable(_ why: String) -> RPCError {
+        RPCError(code: RPCErrorCode.recordsUnavailable, message: "records unavailable, nothing ran: \(why)")
+    }
+
+    /// This error with `data.execution_id` added: the call had an id (the caller may have seen it in a
+    /// notification) when it was refused.
+    public func with(executionID: String) -> RPCError {
+        var object = data?.objectValue ?? [:]
+        object["execution_id"] = .string(executionID)
+        return RPCError(code: code, message: message, data: .object(object))
+    }
+
     public static func shuttingDown() -> RPCError {
         RPCError(code: RPCErrorCode.shuttingDown, message: "the daemon is shutting down; retry after it restarts")
     }

@@ -208,7 +208,12 @@ extension ToolManifest {
     },
     "cache_ttl_s": {
       "type": "integer",
-      "minimum": 0
+      "minimum": 0,
+      "description": "How long a cached result stays valid (default 3600). 0 disables caching."
+    },
+    "cache_shared": {
+      "type": "boolean",
+      "description": "true: one cache for every caller (the result does not depend on who asks); default false: per caller uid."
     },
     "idempotent": {
       "type": "boolean"

@@ -131,6 +131,8 @@ public struct ToolManifest: Sendable, Equatable, Codable {
     public var parallel: Bool?
     public var cacheable: Bool?
     public var cacheTtlS: Int?
+    /// One cache for all callers (the result does not depend on who asks); default: per caller uid.
+    public var cacheShared: Bool?
     public var idempotent: Bool?
     public var retry: ToolRetry?
     public var requiredPermissions: [String]?
@@ -156,6 +158,7 @@ public struct ToolManifest: Sendable, Equatable, Codable {
         case outputSchema = "output_schema"
         case timeoutMs = "timeout_ms"
         case cacheTtlS = "cache_ttl_s"
+        case cacheShared = "cache_shared"
         case requiredPermissions = "required_permissions"
         case requiresApproval = "requires_approval"
     }
@@ -303,17 +306,23 @@ public struct ToolCallParams: Sendable, Equatable, Codable {
     public var timeoutMs: Int?
     public var limits: ExecLimits?
     public var stream: Bool?
+    /// `false`: run even when a cached result exists (and do not cache this one).
+    public var cache: Bool?
 
-    public init(name: String, arguments: JSONValue? = nil, timeoutMs: Int? = nil, limits: ExecLimits? = nil, stream: Bool? = nil) {
+    public init(
+        name: String, arguments: JSONValue? = nil, timeoutMs: Int? = nil, limits: ExecLimits? = nil, stream: Bool? = nil,
+        cache: Bool? = nil
+    ) {
         self.name = name
         self.arguments = arguments
         self.timeoutMs = timeoutMs
         self.limits = limits
         self.stream = stream
+        self.cache = cache
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case name, arguments, limits, stream
+        case name, arguments, limits, stream, cache
         case timeoutMs = "timeout_ms"
     }
 }
@@ -408,6 +417,10 @@ public struct ToolCallResult: Sendable, Equatable, Codable {
     public var output: ToolOutput
     /// For `invalid_output`: every mismatch; absent otherwise.
     public var outputErrors: [ToolOutputError]?
+    /// True when answered from the result cache (nothing ran): the figures are those of the execution
+    /// that produced it, `cached_from` its id. Absent otherwise.
+    public var cached: Bool?
+    public var cachedFrom: String?
 
     public init(tool: String, exec r: ExecResult, attempts: Int, output: ToolOutput, outputErrors: [ToolOutputError]?) {
         self.tool = tool
@@ -434,7 +447,8 @@ public struct ToolCallResult: Sendable, Equatable, Codable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case tool, status, signal, stdout, stderr, violations, failure, attempts, output, redacted
+        case tool, status, signal, stdout, stderr, violations, failure, attempts, output, redacted, cached
+        case cachedFrom = "cached_from"
         case queuedMs = "queued_ms"
         case executionId = "execution_id"
         case exitCode = "exit_code"

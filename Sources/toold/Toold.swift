@@ -41,6 +41,16 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("queue-timeout-ms"), help: "A call waiting longer is refused overloaded (default 60000).") var queueTimeoutMs: Int?
     @Flag(name: .customLong("manual-clock"), help: "Tests only: the policy clock moves only by testing.clock.advance (admins).")
     var manualClock = false
+    @Option(name: .customLong("records-enabled"), help: "Record executions in <state-dir>/toold.db (default true; false only for benchmarks).")
+    var recordsEnabled: Bool?
+    @Option(name: .customLong("records-output-bytes"), help: "Bytes of each output stream kept per execution, 0 for none (default 65536).")
+    var recordsOutputBytes: Int?
+    @Option(name: .customLong("records-history-days"), help: "Days history and outputs are kept (default 30).") var recordsHistoryDays: Int?
+    @Option(name: .customLong("records-audit-days"), help: "Days the audit is kept (default 365).") var recordsAuditDays: Int?
+    @Option(name: .customLong("records-cache-max-entries"), help: "Result cache entries kept at most (default 10000).")
+    var recordsCacheMaxEntries: Int?
+    @Option(name: .customLong("records-cache-max-bytes"), help: "Result cache bytes kept at most (default 67108864).")
+    var recordsCacheMaxBytes: Int?
     @Flag(name: .customLong("print-default-policy"), help: "Print the built-in default policy and exit.")
     var printDefaultPolicy = false
     @Option(name: .customLong("limit"), help: ArgumentHelp("Execution limit default and maximum: NAME=DEFAULT[:MAX] (repeatable).", valueName: "NAME=DEFAULT[:MAX]"))
@@ -90,6 +100,12 @@ struct Toold: AsyncParsableCommand {
         if let maxQueuedPerUser { c.maxQueuedPerUser = maxQueuedPerUser }
         if let queueTimeoutMs { c.queueTimeoutMs = queueTimeoutMs }
         c.manualClock = manualClock
+        if let recordsEnabled { c.recordsEnabled = recordsEnabled }
+        if let recordsOutputBytes { c.recordsOutputBytes = recordsOutputBytes }
+        if let recordsHistoryDays { c.recordsHistoryDays = recordsHistoryDays }
+        if let recordsAuditDays { c.recordsAuditDays = recordsAuditDays }
+        if let recordsCacheMaxEntries { c.recordsCacheMaxEntries = recordsCacheMaxEntries }
+        if let recordsCacheMaxBytes { c.recordsCacheMaxBytes = recordsCacheMaxBytes }
         for entry in limits {
             let parts = entry.split(separator: "=", maxSplits: 1)
             let values = parts.count == 2 ? parts[1].split(separator: ":").map { Int($0) } : []
