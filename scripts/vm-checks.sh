@@ -103,6 +103,34 @@ leftover=$(sandbox_cgroups | grep -E '(^|/)sandboxes/.' || true)
 [[ -z "$leftover" ]] && pass "no sandbox cgroups left under toold.service ($(sandbox_cgroups | tr '\n' ' '))" \
     || { fail "no sandbox cgroups left under toold.service"; echo "$leftover" | detail; }
 
+# --- policy and records under systemd ----------------------------------------------------------------
+src=$(jq "$T/status.json" 'd["policy"]["source"]')
+[[ "$src" == /etc/toold/policy.json ]] && pass "policy in force: $src (installed by install.sh)" \
+    || fail "policy in force is /etc/toold/policy.json (got $src)"
+# rpc METHOD PARAMS_JSON: one JSON-RPC call on the socket, prints the response.
+rpc() {
+    python3 -c '
+import json, socket, struct, sys
+s = socket.socket(socket.AF_UNIX); s.connect("/run/toold.sock")
+d = json.dumps({"jsonrpc": "2.0", "id": 1, "method": sys.argv[1], "params": json.loads(sys.argv[2])}).encode()
+s.sendall(struct.pack(">I", len(d)) + d)
+def read(n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c: sys.exit("connection closed")
+        b += c
+    return b
+print(read(struct.unpack(">I", read(4))[0]).decode())' "$1" "$2" 2>&1
+}
+rpc executions.list '{"tool": "exec", "limit": 100}' >"$T/history.json"
+n=$(jq "$T/history.json" 'len(d["result"]["executions"])')
+[[ "$n" =~ ^[0-9]+$ && "$n" -ge 5 ]] && pass "executions.list: the $n executions above are in the history (toold.db in the StateDirectory)" \
+    || { fail "executions.list shows the executions above (got $n)"; detail <"$T/history.json"; }
+j=$(journalctl -u toold --no-pager -o cat TOOLD_TOOL=exec 2>/dev/null | grep -c "execution finished" || true)
+[[ "$j" -ge 5 ]] && pass "journalctl -u toold TOOLD_TOOL=exec finds the executions ($j)" \
+    || { fail "journalctl -u toold TOOLD_TOOL=exec finds the executions (got $j)"; journalctl -u toold --no-pager -o verbose -n 30 2>&1 | detail 60; }
+
 # --- reload and stop under v2 ---------------------------------------------------------------------
 pid0=$(systemctl show -p MainPID --value toold.service)
 systemctl reload toold.service
