@@ -21,7 +21,7 @@ extension Dispatcher {
                     let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
                     let admission = Admission(
                         authorization: authorization, method: RPCMethod.exec, arguments: params.approvalView,
-                        requestID: context.requestID, onPendingApproval: context.pendingApprovalCallback(tool: "exec"))
+                        requestID: context.requestID, onPendingApproval: context.pendingApprovalCallback())
                     let (result, _) = try await executions.execute(
                         ExecutionRequest(params), caller: context.caller, admission: admission, onStart: onStart, onOutput: onOutput)
                     return try encodeResult(result)
@@ -85,15 +85,15 @@ extension RequestContext {
     }
 
     /// Tells the caller its call waits for an admin: `exec.pending_approval` (none for a notification).
-    func pendingApprovalCallback(tool: String) -> (@Sendable (String, String, Int) -> Void)? {
+    func pendingApprovalCallback() -> (@Sendable (PendingApprovalNote) -> Void)? {
         guard !isNotification else { return nil }
         let connection = self.connection
-        return { id, rule, expiresInMs in
+        return { note in
             connection.sendNotification(
                 method: RPCMethod.execPendingApproval,
                 params: [
-                    "execution_id": .string(id), "tool": .string(tool), "rule": .string(rule),
-                    "expires_in_ms": .int(Int64(expiresInMs)),
+                    "execution_id": .string(note.executionID), "tool": .string(note.tool), "rule": .string(note.rule),
+                    "expires_in_ms": .int(Int64(note.expiresInMs)),
                 ])
         }
     }

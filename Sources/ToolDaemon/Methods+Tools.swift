@@ -57,7 +57,7 @@ extension Dispatcher {
                     return try encodeResult(
                         try await tools.call(
                             params, caller: context.caller, requestID: context.requestID,
-                            onPendingApproval: context.pendingApprovalCallback(tool: params.name), onStart: onStart,
+                            onPendingApproval: context.pendingApprovalCallback(), onStart: onStart,
                             onOutput: onOutput))
                 }
             },

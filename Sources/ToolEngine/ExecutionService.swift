@@ -200,9 +200,35 @@ public final class ExecutionService: Sendable {
                 arguments: redactor.redact(admission.arguments), rule: rule)
             log.info("waiting for approval", metadata: ["toold.uid": "\(caller.uid)", "toold.tool": "\(authorization.tool)", "toold.rule": "\(rule)"])
             try await policy.approvals.wait(request, timeoutMs: policy.approvalTimeoutMs) { expiresInMs in
-                admission.onPendingApproval?(executionID, rule, expiresInMs)
+                admission.onPendingApproval?(PendingApprovalNote(executionID: executionID, tool: authorization.tool, rule: rule, expiresInMs: expiresInMs))
             }
         }
+        // A `parallel: false` tool's gate is taken after approval, so a call waiting for an admin holds
+        // nobody else up.
+        guard let gate = admission.gate else {
+            return try await scheduleAndRun(spec, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput)
+        }
+        await gate.acquire()
+        let outcome: Result<(ExecResult, [UInt8]), RPCError>
+        do {
+            outcome = .success(
+                try await scheduleAndRun(spec, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput))
+        } catch {
+            outcome = .failure(error)
+        }
+        await gate.release()
+        return try outcome.get()
+    }
+
+    private func scheduleAndRun(
+        _ spec: SandboxSpec, caller: CallerIdentity, admission: Admission,
+        onStart: (@Sendable (String) -> Void)?,
+        onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)?
+    ) async throws(RPCError) -> (ExecResult, [UInt8]) {
+        let executionID = spec.executionID
+        let authorization = admission.authorization
+        var log = logger
+        log[metadataKey: "toold.execution_id"] = "\(executionID)"
         let slot = try await scheduler.acquire(
             uid: caller.uid, user: caller.user, concurrency: authorization.policy.concurrency?.value)
         defer { slot.release() }
@@ -387,8 +413,10 @@ public struct Admission: Sendable {
     public var method: String
     /// The call's arguments as an admin should see them (redacted on the way).
     public var arguments: JSONValue
-    /// Tells the caller it waits: (execution id, rule, expires in ms).
-    public var onPendingApproval: (@Sendable (String, String, Int) -> Void)?
+    /// Tells the caller it waits for an admin.
+    public var onPendingApproval: (@Sendable (PendingApprovalNote) -> Void)?
+    /// A `parallel: false` tool's gate: taken after approval, released when the execution ends.
+    var gate: SerialGate?
     /// The JSON-RPC id of the request, for the records.
     public var requestID: JSONValue?
     /// Which attempt of the call this is (tool retries), for the records.
@@ -399,7 +427,7 @@ public struct Admission: Sendable {
 
     public init(
         authorization: Authorization, askApproval: Bool = true, method: String, arguments: JSONValue,
-        requestID: JSONValue?, onPendingApproval: (@Sendable (String, String, Int) -> Void)?
+        requestID: JSONValue?, onPendingApproval: (@Sendable (PendingApprovalNote) -> Void)?
     ) {
         self.authorization = authorization
         self.askApproval = askApproval
@@ -417,4 +445,13 @@ public struct Admission: Sendable {
             arguments: authorization.policy.redactor.redact(arguments), decision: authorization.decision.verdict.rawValue,
             rule: authorization.approvalRule ?? authorization.decision.rule)
     }
+}
+
+/// What `exec.pending_approval` tells the caller.
+public struct PendingApprovalNote: Sendable {
+    public var executionID: String
+    /// The tool's canonical name (not a provider alias the caller may have used).
+    public var tool: String
+    public var rule: String
+    public var expiresInMs: Int
 }

@@ -38,7 +38,7 @@ public final class ToolCallService: Sendable {
     /// without running — checked after policy and validation, before approval and the queue.
     public func call(
         _ params: ToolCallParams, caller: CallerIdentity, requestID: JSONValue? = nil,
-        onPendingApproval: (@Sendable (String, String, Int) -> Void)? = nil,
+        onPendingApproval: (@Sendable (PendingApprovalNote) -> Void)? = nil,
         onStart: (@Sendable (String) -> Void)? = nil,
         onOutput: (@Sendable (String, OutputStreamName, [UInt8]) -> Void)? = nil
     ) async throws(RPCError) -> ToolCallResult {
@@ -76,15 +76,13 @@ public final class ToolCallService: Sendable {
             return result
         }
 
-        let gate = tool.manifest.parallel == false ? registry.gate(for: tool.name) : nil
-        await gate?.acquire()
+        admission.gate = tool.manifest.parallel == false ? registry.gate(for: tool.name) : nil
         let outcome: Result<ToolCallResult, RPCError>
         do {
             outcome = .success(try await run(tool, request, caller: caller, admission: admission, onStart: onStart, onOutput: onOutput))
         } catch {
             outcome = .failure(error)
         }
-        await gate?.release()
         if case .success(let result) = outcome { cache?.store(result) }
         return try outcome.get()
     }

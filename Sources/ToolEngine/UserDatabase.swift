@@ -14,13 +14,7 @@ public enum UserDatabase {
         return Array(list.prefix(Int(max(count, 0))))
     }
 
-    public static func userName(_ uid: uid_t) -> String? {
-        var pwd = passwd()
-        var result: UnsafeMutablePointer<passwd>?
-        var buffer = [CChar](repeating: 0, count: 4096)
-        guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return String(cString: pwd.pw_name)
-    }
+    public static func userName(_ uid: uid_t) -> String? { passwdEntry(uid)?.name }
 
     public static func groupName(_ gid: gid_t) -> String? {
         var grp = group()
@@ -48,11 +42,13 @@ public enum UserDatabase {
     }
 
     /// A user's primary gid.
-    public static func primaryGroup(_ uid: uid_t) -> gid_t? {
+    public static func primaryGroup(_ uid: uid_t) -> gid_t? { passwdEntry(uid)?.gid }
+
+    private static func passwdEntry(_ uid: uid_t) -> (name: String, gid: gid_t)? {
         var pwd = passwd()
         var result: UnsafeMutablePointer<passwd>?
         var buffer = [CChar](repeating: 0, count: 4096)
         guard getpwuid_r(uid, &pwd, &buffer, buffer.count, &result) == 0, result != nil else { return nil }
-        return pwd.pw_gid
+        return (String(cString: pwd.pw_name), pwd.pw_gid)
     }
 }

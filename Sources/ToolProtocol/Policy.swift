@@ -44,8 +44,8 @@ public struct PolicyGetParams: Sendable, Equatable, Codable, ClosedWireType {
     public static var knownFields: [String] { CodingKeys.allCases.map(\.stringValue) }
 }
 
-/// One effective value and the rule it comes from (`user:alice`, `group:dev`, `*`, or `daemon` for the
-/// daemon's own maxima).
+/// One effective value and the principal it comes from (`user:alice`, `group:dev`, `*`; `default` for
+/// the built-in modes when no principal lists any).
 public struct PolicySetting<Value: Sendable & Equatable & Codable>: Sendable, Equatable, Codable {
     public var value: Value
     public var rule: String

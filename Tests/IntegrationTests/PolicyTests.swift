@@ -308,7 +308,10 @@ import ToolProtocol
         #expect(entry["rule"] == #"* require_approval "risk:high""#)
         #expect(entry["arguments"]?["note"] == "[REDACTED:password]", "\(entry)")
         let id = entry["execution_id"] ?? .null
+        // The caller is told too (the notification may arrive just after the call is listed).
+        try waitUntil("the caller is told it waits") { !approved.notifications(RPCMethod.execPendingApproval).isEmpty }
         #expect(approved.notifications(RPCMethod.execPendingApproval).first?["params"]?["execution_id"] == id)
+        #expect(approved.notifications(RPCMethod.execPendingApproval).first?["params"]?["tool"] == "deploy")
         _ = try admin.call(RPCMethod.approvalsDecide, params: ["execution_id": id, "approve": true])
         try approved.finish()
         #expect(approved.response(1)?["result"]?["stdout"] == "deployed\n", "\(approved.messages)")

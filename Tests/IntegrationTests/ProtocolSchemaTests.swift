@@ -171,8 +171,12 @@ import ToolProtocol
             try Self.expectValid(error, "error")
             #expect(error.errorCode == RPCErrorCode.approvalDenied, "\(error)")
         }
-        #expect(denied["error"]?["data"] == ["expired": false, "decided_by": "root"], "\(denied)")
-        #expect(expired["error"]?["data"] == ["expired": true], "\(expired)")
+        // A call refused after it had an id (announced in exec.pending_approval) names it in data.execution_id.
+        #expect(denied["error"]?["data"]?["expired"] == false && denied["error"]?["data"]?["decided_by"] == "root", "\(denied)")
+        #expect(expired["error"]?["data"]?["expired"] == true && expired["error"]?["data"]?["decided_by"] == nil, "\(expired)")
+        for error in [denied, expired] {
+            #expect(error["error"]?["data"]?["execution_id"]?.stringValue?.hasPrefix("ex_") == true, "\(error)")
+        }
 
         // Refusals with their data: policy rules (tool, mode, deny pattern), a rate, a full queue.
         let refusals = try PeerClient(

@@ -150,7 +150,7 @@ public final class ApprovalBook: Sendable {
     public func counts() -> [UInt32: (user: String, count: Int)] {
         pending.withLock { p in
             var result: [UInt32: (user: String, count: Int)] = [:]
-            for e in p.values { result[e.request.caller.uid, default: (e.request.caller.user, 0)].count += 1 }
+            for e in p.values where e.early == nil { result[e.request.caller.uid, default: (e.request.caller.user, 0)].count += 1 }
             return result
         }
     }

@@ -75,7 +75,7 @@ public struct EffectivePolicy: Sendable {
         }
         let modeValues = modes?.values ?? Self.defaultModes
         self.modes = PolicySetting(
-            value: modeValues.map(\.rawValue), rule: modes?.rules.joined(separator: ", ") ?? "default (no principal lists modes)")
+            value: modeValues.map(\.rawValue), rule: modes?.rules.joined(separator: ", ") ?? "default")
         allowedModes = Set(modeValues)
 
         func smallest<T: Comparable>(_ value: (PolicyRules) -> T?) -> PolicySetting<T>? {

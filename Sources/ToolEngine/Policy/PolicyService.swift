@@ -12,7 +12,7 @@ public final class PolicyService: Sendable {
     private let rates = RateBook()
     private struct State {
         var document: PolicyDocument
-        var loadedAt: Date
+        var loadedAt: Timestamp
         var error: String?
         /// Effective policies by subject, valid for this document only.
         var cache: [PolicySubject: EffectivePolicy] = [:]
@@ -22,7 +22,7 @@ public final class PolicyService: Sendable {
     public init(document: PolicyDocument, clock: any PolicyClock) {
         self.clock = clock
         approvals = ApprovalBook(clock: clock)
-        state = Mutex(State(document: document, loadedAt: Date()))
+        state = Mutex(State(document: document, loadedAt: .now()))
     }
 
     /// Where policy comes from: the file when it exists (or when it was named explicitly, which makes a
@@ -37,7 +37,7 @@ public final class PolicyService: Sendable {
         state.withLock { s in
             switch next {
             case .success(let document):
-                s = State(document: document, loadedAt: Date())
+                s = State(document: document, loadedAt: .now())
             case .failure(let error):
                 s.error = error.description
             }
@@ -45,7 +45,7 @@ public final class PolicyService: Sendable {
     }
 
     public var status: PolicyStatus {
-        state.withLock { PolicyStatus(source: $0.document.source, loadedAt: RFC3339.format($0.loadedAt), error: $0.error) }
+        state.withLock { PolicyStatus(source: $0.document.source, loadedAt: $0.loadedAt.rfc3339, error: $0.error) }
     }
 
     public var approvalTimeoutMs: Int { state.withLock { $0.document.approvalTimeoutMs } }
@@ -98,11 +98,4 @@ public struct Authorization: Sendable {
     public let tool: String
 
     public var approvalRule: String? { decision.verdict == .approval ? decision.approvalRule : nil }
-}
-
-/// RFC 3339 timestamps in UTC with milliseconds, as every time on the wire is written.
-public enum RFC3339 {
-    public static func format(_ date: Date) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true, timeZone: TimeZone(identifier: "UTC")!))
-    }
 }
