@@ -78,7 +78,11 @@ let package = Package(
             dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: staticSwiftRuntime
         ),
-        .executableTarget(name: "ToolBench", dependencies: ["JSONSchema", "ToolProtocol", "ToolEngine"]),
+        .executableTarget(
+            name: "ToolBench",
+            dependencies: [
+                "JSONSchema", "ToolProtocol", "ToolEngine", "ToolRecords", .product(name: "Logging", package: "swift-log"),
+            ]),
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),

@@ -8,16 +8,22 @@
 //   - the policy check of one call (issue 5): `PolicyService.authorize` under the shipped default policy
 //     with rates, a cooldown and a deny pattern added (so every step runs), for a caller in two groups,
 //     on a clock that moves one second per call; and redacting a 1 KiB output with the shipped patterns
-//     (every result is redacted before it leaves).
+//     (every result is redacted before it leaves);
+//   - recording one execution (issue 6): the start and the end record of an `exec`, two SQLite
+//     transactions on a fresh database in a temporary directory, as the daemon writes them. This one is
+//     wall time (SQLite waits on the file system), also the median of batches.
 //
 // Usage: ToolBench [--json] [--quick]
 // Times are CPU time of the benchmarking thread (CLOCK_THREAD_CPUTIME_ID), median of the batches.
 // Prints one line per benchmark (or one JSON object with --json). Exit status 1 when the schema does not
 // compile or the instances do not validate as expected (a broken measurement, not a slow one).
 
+import Foundation
 import JSONSchema
+import Logging
 import ToolEngine
 import ToolProtocol
+import ToolRecords
 
 #if canImport(Glibc)
 import Glibc
@@ -130,9 +136,9 @@ let invalidText = #"""
 
 /// This thread's CPU time, not wall time: on a busy machine (builds, VMs beside the benchmark) wall time
 /// counts the periods the thread was preempted, which would make the figures measure the load.
-@inline(__always) func nowNs() -> UInt64 {
+@inline(__always) func nowNs(_ clock: clockid_t = CLOCK_THREAD_CPUTIME_ID) -> UInt64 {
     var ts = timespec()
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts)
+    clock_gettime(clock, &ts)
     return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
 }
 
@@ -149,7 +155,11 @@ struct Measurement {
 }
 
 /// Runs `body` in batches sized to about `batchNs`, after a warm-up; reports the median batch's ns/op.
-func measure(_ name: String, batches: Int, batchNs: UInt64, _ body: () -> Int) -> Measurement {
+/// `clock`: thread CPU time by default; `CLOCK_MONOTONIC` for work done on other threads (SQLite's queue).
+func measure(
+    _ name: String, batches: Int, batchNs: UInt64, clock: clockid_t = CLOCK_THREAD_CPUTIME_ID, _ body: () -> Int
+) -> Measurement {
+    func nowNs() -> UInt64 { ToolBench.nowNs(clock) }
     // Warm-up: run for half a batch's time (first calls pay for lazy initialisation and cold caches).
     let warmUpEnd = nowNs() + batchNs / 2
     repeat { sink &+= body() } while nowNs() < warmUpEnd
@@ -264,6 +274,41 @@ results.append(
         return (try? policyService.authorize(benchCaller, tool: shellFacts) { callStrings }) == nil ? 0 : 1
     })
 results.append(measure("redact_output_1k", batches: batches, batchNs: batchNs) { shippedRedactor.redact(typicalOutput).bytes.count })
+
+// Recording: a fresh database, the records the daemon writes for one exec.
+let recordsDir = FileManager.default.temporaryDirectory.appendingPathComponent("toolbench-records-\(getpid())")
+try? FileManager.default.createDirectory(at: recordsDir, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(at: recordsDir) }
+let recordStore: RecordStore
+do {
+    // Silent: the store's notices (migrated, …) would land in the benchmark's output.
+    recordStore = try RecordStore(
+        path: recordsDir.appendingPathComponent("toold.db").path,
+        logger: Logger(label: "toolbench", factory: { _ in SwiftLogNoOpLogHandler() }))
+} catch {
+    fail("record store does not open: \(error)")
+}
+let benchResult = ExecResult(
+    executionId: "", status: .exited, exitCode: 0, signal: nil, stdout: "ok\n", stdoutEncoding: .utf8, stderr: "",
+    stderrEncoding: .utf8, stdoutTruncated: false, stderrTruncated: false, durationMs: 7, cpuMs: 2,
+    memoryPeakBytes: 1 << 20, violations: [], failure: nil)
+var recordFailures = 0
+results.append(
+    measure("record_execution", batches: max(5, batches / 3), batchNs: batchNs, clock: CLOCK_MONOTONIC) {
+        let id = ExecutionService.newExecutionID()
+        do {
+            try recordStore.executionStarted(
+                ExecutionStart(
+                    executionID: id, requestID: .int(1), method: .exec, tool: "exec", caller: benchCaller, startedAt: .now(),
+                    arguments: ["argv": ["/bin/true"]], decision: "allow", rule: "group:toold allow \"exec\""))
+            try recordStore.executionFinished(id, ExecutionOutcome(benchResult, status: .exited, attempts: 1))
+            return 1
+        } catch {
+            recordFailures += 1
+            return 0
+        }
+    })
+if recordFailures > 0 { fail("\(recordFailures) records could not be written") }
 
 func oneDecimal(_ value: Double) -> Double { (value * 10).rounded() / 10 }
 func whole(_ value: Double) -> String { String(Int(value.rounded())) }
