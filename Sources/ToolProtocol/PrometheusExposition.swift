@@ -1,5 +1,3 @@
-import ToolProtocol
-
 /// Renders `metrics.get` figures in the Prometheus text exposition format (version 0.0.4), ready for
 /// node_exporter's textfile collector. Counters (`*_total`, and the `_sum`/`_count` of summaries) come from
 /// the all-time totals, so they never decrease when history is pruned; summary quantiles and gauges describe
