@@ -9,7 +9,8 @@ import ToolProtocol
 struct Toolc: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "toolc",
-        abstract: "Client for toold: run sandboxed commands and tools, read the daemon's status and policy, decide approvals.",
+        abstract:
+            "Client for toold: run sandboxed commands and tools, read the daemon's status, policy, history and metrics, decide approvals.",
         discussion: """
             The socket is --socket, else $TOOLD_SOCKET, else /run/toold.sock.
             Exit codes: 0 success; for `exec`, the command's own exit code, 128+N when it was killed by \
@@ -20,6 +21,8 @@ struct Toolc: ParsableCommand {
             \(ExitCodes.approvalDenied) an admin denied the call or its approval expired; \(ExitCodes.rateLimited) rate limited \
             (a rate or cooldown of the policy; the reason says when to retry); \(ExitCodes.overloaded) the daemon is overloaded \
             (its queue is full or the call waited too long in it; the reason says when to retry); \
+            \(ExitCodes.recordsUnavailable) records unavailable (the daemon could not write the call's record — a full disk or a \
+            damaged database — so nothing ran; safe to retry once it is fixed); \
             \(ExitCodes.rejected) the daemon rejected the request (invalid params, permission or policy denial, limits, \
             unknown names); \(ExitCodes.unreachable) daemon unreachable; \(ExitCodes.protocolError) protocol error; \
             \(ExitCodes.permissionDenied) no permission to use the socket; 64 bad usage. \
@@ -28,7 +31,8 @@ struct Toolc: ParsableCommand {
             """,
         version: "toolc \(TooldVersion.current)",
         subcommands: [
-            Status.self, Exec.self, Tools.self, Call.self, Policy.self, Approvals.self, Approve.self, Deny.self,
+            Status.self, Exec.self, Tools.self, Call.self, History.self, Show.self, Metrics.self, Policy.self,
+            Approvals.self, Approve.self, Deny.self,
         ])
 }
 
@@ -59,6 +63,8 @@ enum ExitCodes {
     static let rateLimited: Int32 = 119
     /// -32005: the scheduler's queue is full or the call waited too long in it (`retry_after_ms`: an estimate).
     static let overloaded: Int32 = 118
+    /// -32009: the daemon could not write the call's record (full disk, damaged database), so nothing ran.
+    static let recordsUnavailable: Int32 = 117
     /// `toolc policy check`: the call would be denied or need approval.
     static let policyRefuses: Int32 = 1
     static let failedToStart: Int32 = 126
@@ -94,6 +100,7 @@ func exitCode(for error: RPCError) -> Int32 {
     case RPCErrorCode.rateLimited: return ExitCodes.rateLimited
     case RPCErrorCode.overloaded: return ExitCodes.overloaded
     case RPCErrorCode.approvalDenied: return ExitCodes.approvalDenied
+    case RPCErrorCode.recordsUnavailable: return ExitCodes.recordsUnavailable
     case RPCErrorCode.cancelled: return ExitCodes.cancelled
     default: return ExitCodes.rejected
     }

@@ -19,6 +19,9 @@ struct Call: ParsableCommand {
             result. Exit codes as for exec; \(ExitCodes.invalidOutput) when the output does not match the tool's \
             output schema. When policy requires an admin's approval, toolc says so on stderr and waits; Ctrl-C \
             cancels (the waiting call, or the running one).
+            A tool marked cacheable answers a repeated call (same arguments; same caller unless its cache is \
+            shared) from the daemon's result cache without running it; toolc then says so on stderr. \
+            --no-cache runs it anyway (and does not cache the result).
             Example: toolc call python --arg code='print(6*7)'
             """)
 
@@ -31,6 +34,8 @@ struct Call: ParsableCommand {
     @Option(help: "Wall-clock limit per attempt, e.g. 500ms, 10s, 2m.") var timeout: String?
     @Option(help: "Memory limit, e.g. 64M, 1G.") var memory: String?
     @Option(name: .customLong("output-limit"), help: "Per-stream output limit, e.g. 1M.") var outputLimit: String?
+    @Flag(name: .customLong("no-cache"), help: "Run even when the result cache holds a result (and do not cache this one).")
+    var noCache = false
 
     func validate() throws {
         if [argsJSON != nil, argsFile != nil, !args.isEmpty].filter({ $0 }).count > 1 {
@@ -46,6 +51,7 @@ struct Call: ParsableCommand {
         if let memory { limits["memory_bytes"] = .int(Int64(try parseSize(memory, flag: "--memory"))) }
         if let outputLimit { limits["output_bytes"] = .int(Int64(try parseSize(outputLimit, flag: "--output-limit"))) }
         if !limits.isEmpty { params["limits"] = .object(limits) }
+        if noCache { params["cache"] = false }
         let json = try CancellableCall(client: client, method: RPCMethod.toolsCall, params: .object(params)).run(
             reportingArgumentErrors: true)
         guard let result = try? JSONCoding.fromJSON(ToolCallResult.self, json) else {
@@ -64,6 +70,9 @@ struct Call: ParsableCommand {
             throw ExitCode(ExitCodes.invalidOutput)
         }
         if result.attempts > 1 && !options.json { printError("toolc: \(result.attempts) attempts") }
+        if result.cached == true && !options.json {
+            printError("toolc: answered from the result cache (the result of \(result.cachedFrom ?? "an earlier call"); --no-cache runs it)")
+        }
         throw ExitCode(Exec.exitCode(for: result.execResult, quiet: options.json))
     }
 

@@ -138,11 +138,15 @@ func readJSONArgument(_ path: String, what: String) throws -> JSONValue {
 }
 
 func printPretty(_ value: JSONValue) {
+    writeAll(1, Array((prettyJSON(value) + "\n").utf8))
+}
+
+/// Indented, keys sorted; a person's view of a JSON value (`--json` prints the compact form).
+func prettyJSON(_ value: JSONValue) -> String {
     let encoder = JSONEncoder()
     encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-    var bytes = (try? encoder.encode(value)).map { Array($0) } ?? JSONCoding.serialize(value)
-    bytes.append(10)
-    writeAll(1, bytes)
+    let bytes = (try? encoder.encode(value)).map { Array($0) } ?? JSONCoding.serialize(value)
+    return String(decoding: bytes, as: UTF8.self)
 }
 
 func table(_ rows: [[String]]) -> String {
