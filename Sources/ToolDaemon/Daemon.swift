@@ -70,6 +70,7 @@ public enum Daemon {
         tools.invalidateStaleCache()
         let retention = Retention(history: configuration.recordsHistoryDays, audit: configuration.recordsAuditDays)
         let pruning = store.map { startPruning($0, retention: retention, logger: logger) }
+        let backlogRetry = store.map { _ in startBacklogRetry(recorder) }
         let serverBox = Mutex<Server?>(nil)
         let dispatcher = Dispatcher(executions: executions, tools: tools, manualClock: manualClock, logger: logger) {
             serverBox.withLock { $0?.isDraining ?? false }
@@ -150,6 +151,12 @@ public enum Daemon {
         await server.drain(grace: .milliseconds(current.shutdownGraceMs))
         executions.cancelAll()
         pruning?.cancel()
+        backlogRetry?.cancel()
+        if recorder.flush() > 0 {
+            logger.error(
+                "execution records still unwritten at stop (the disk is full?): their executions will read interrupted",
+                metadata: ["toold.count": "\(recorder.backlogCount)", "toold.event": "records"])
+        }
         runtime.shutdown()
         watchdog?.cancel()
         try? await group.shutdownGracefully()
@@ -183,6 +190,17 @@ public enum Daemon {
             logger.error("cannot mark interrupted executions", metadata: ["toold.error": "\(error)"])
         }
         return store
+    }
+
+    /// Retries end records kept in memory (a full disk) every second, so they land once space returns
+    /// even when no other call comes.
+    static func startBacklogRetry(_ recorder: ExecutionRecorder) -> Task<Void, Never> {
+        Task.detached(priority: .background) {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(1))
+                if recorder.backlogCount > 0 { recorder.flush() }
+            }
+        }
     }
 
     /// Prunes history, outputs and audit past their retention at start and then daily.

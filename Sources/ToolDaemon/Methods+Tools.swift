@@ -45,6 +45,7 @@ extension Dispatcher {
                 guard context.caller.admin else { throw .permissionDenied("only admins may unregister tools") }
                 let params = try ParamsDecoding.decode(ToolNameParams.self, from: params)
                 try registry.unregister(name: params.name)
+                tools.invalidateCache(tool: params.name)
                 context.audit(tools.executions.recorder, method: RPCMethod.toolsUnregister, action: "tool_unregistered", tool: params.name)
                 return try encodeResult(ToolsUnregisterResult(unregistered: true))
             },

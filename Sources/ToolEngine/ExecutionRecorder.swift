@@ -10,8 +10,9 @@ import ToolRecords
 ///   database) the call is refused with `-32009 records unavailable` — nothing runs unrecorded.
 /// - **End of an execution**: committed before the response is sent. When it cannot be, the result still
 ///   goes out (the work is done; withholding it helps nobody), and the record waits in memory (at most
-///   1,000) and is retried before every later write, so it lands as soon as space returns. Until then the
-///   history shows the execution `running` (and `interrupted` if the daemon stops first).
+///   1,000) and is retried before every later write, every second, and when the daemon stops, so it
+///   lands as soon as space returns. Until then the history shows the execution `running` (and
+///   `interrupted` if the daemon is killed, or stops while the disk is still full).
 /// - **Refusals, cache hits and admin actions**: written when possible; a failure is logged.
 /// With records off (`records.enabled: false`, the benchmark's baseline), only the journal gets events.
 public final class ExecutionRecorder: Sendable {
@@ -105,6 +106,14 @@ public final class ExecutionRecorder: Sendable {
         guard let store else { return }
         flushBacklog()
         bestEffort("admin action", action.executionID ?? "-") { () throws(RecordError) in try store.audit(action) }
+    }
+
+    /// Writes the kept end records now if possible (a timer calls it while any wait, and the daemon on
+    /// stop); returns how many still wait.
+    @discardableResult
+    public func flush() -> Int {
+        flushBacklog()
+        return backlogCount
     }
 
     /// Retries finish records that could not be written; stops at the first failure.

@@ -26,11 +26,17 @@ public final class ToolCallService: Sendable {
     /// path (`/arguments/...`); limits above the daemon's or the policy's maxima → `-32602` as for `exec`.
     /// Drops cached results of tools whose manifest changed (after a load or a registration). Entries of
     /// an old manifest can never hit (its digest is in the key); this frees their space at once.
+    /// Tools no longer cacheable lose all their entries.
     public func invalidateStaleCache() {
         guard let store = executions.recorder.store else { return }
-        for tool in registry.tools where tool.manifest.cacheable == true {
-            _ = try? store.cacheInvalidate(tool: tool.name, exceptDigest: tool.digest)
+        for tool in registry.tools {
+            _ = try? store.cacheInvalidate(tool: tool.name, exceptDigest: tool.manifest.cacheable == true ? tool.digest : nil)
         }
+    }
+
+    /// Drops every cached result of a tool (unregistered).
+    public func invalidateCache(tool: String) {
+        _ = try? executions.recorder.store?.cacheInvalidate(tool: tool, exceptDigest: nil)
     }
 
     /// Cacheable tools (`cacheable: true`) answer a repeated call (same tool version and manifest, same
@@ -62,14 +68,26 @@ public final class ToolCallService: Sendable {
             onPendingApproval: onPendingApproval)
         admission.recordsFinish = false  // recorded below, with the tool's own status
 
-        let cache = params.cache == false ? nil : ResultCache(tool: tool, arguments: arguments, caller: caller, store: executions.recorder.store)
+        // Calls that need an admin's approval always run (and ask): a cached answer must not skip it.
+        let cache =
+            params.cache == false || authorization.approvalRule != nil
+            ? nil : ResultCache(tool: tool, arguments: arguments, caller: caller, store: executions.recorder.store)
         if let cache, let hit = cache.lookup() {
+            // The same checks as a run: limits above a maximum are refused even when nothing would run.
+            _ = try executions.resolve(request, executionID: "", caps: authorization.policy.limitCaps)
             let executionID = ExecutionService.newExecutionID()
-            var result = hit
+            // Redacted again with this caller's rules (a shared entry, or rules added since it was stored).
+            var result = hit.redacted(with: authorization.policy.redactor)
             result.cachedFrom = hit.executionId
             result.executionId = executionID
             result.cached = true
             result.queuedMs = 0
+            logger.info(
+                "execution answered from the cache",
+                metadata: [
+                    "toold.execution_id": "\(executionID)", "toold.tool": "\(tool.name)", "toold.uid": "\(caller.uid)",
+                    "toold.status": "\(result.status.rawValue)", "toold.cached_from": "\(hit.executionId)",
+                ])
             executions.recorder.completed(
                 admission.start(executionID: executionID, caller: caller),
                 ExecutionOutcome(result.execResult, status: ExecutionStatus(result.status), attempts: 1).markedCached())
@@ -322,4 +340,24 @@ struct ResultCache {
 extension Tool {
     /// SHA-256 of the manifest's canonical JSON: changes whenever anything in the manifest does.
     public var digest: String { SHA256.hex(CanonicalJSON.serialize(json)) }
+}
+
+extension ToolCallResult {
+    /// This result with `redactor` applied to its outputs (text and typed value).
+    func redacted(with redactor: Redactor) -> ToolCallResult {
+        guard !redactor.isEmpty else { return self }
+        var copy = self
+        var hits = redacted ?? []
+        func apply(_ text: String, _ encoding: OutputEncoding) -> String {
+            guard encoding == .utf8 else { return text }
+            let (out, matched) = redactor.redact(text)
+            for name in matched where !hits.contains(name) { hits.append(name) }
+            return out
+        }
+        copy.stdout = apply(stdout, stdoutEncoding)
+        copy.stderr = apply(stderr, stderrEncoding)
+        copy.output.value = redactor.redact(output.value)
+        copy.redacted = hits.isEmpty ? nil : hits
+        return copy
+    }
 }

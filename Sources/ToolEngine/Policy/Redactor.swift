@@ -41,13 +41,31 @@ public struct Redactor: Sendable {
         return (matched.isEmpty ? text : current as String, matched)
     }
 
-    /// Every string inside a JSON value redacted (object keys kept), for arguments shown and recorded.
+    /// Every string inside a JSON value redacted (object keys kept), for arguments shown and recorded. A
+    /// string member is matched together with its name as `name=value`, so `{"PASSWORD": "hunter2"}` (an
+    /// `env`, a tool argument) is caught by an assignment rule as `PASSWORD=hunter2` would be.
     public func redact(_ value: JSONValue) -> JSONValue {
         guard !patterns.isEmpty else { return value }
         switch value {
         case .string(let s): return .string(redact(s).text)
         case .array(let items): return .array(items.map { redact($0) })
-        case .object(let o): return .object(o.mapValues { redact($0) })
+        case .object(let o):
+            var out: [String: JSONValue] = [:]
+            for (key, member) in o {
+                guard case .string(let s) = member else {
+                    out[key] = redact(member)
+                    continue
+                }
+                let (joined, matched) = redact("\(key)=\(s)")
+                if matched.isEmpty {
+                    out[key] = member
+                } else if joined.hasPrefix(key + "=") {
+                    out[key] = .string(String(joined.dropFirst(key.count + 1)))
+                } else {
+                    out[key] = .string(joined)  // the match took the name too: keep only the replacement
+                }
+            }
+            return .object(out)
         default: return value
         }
     }
