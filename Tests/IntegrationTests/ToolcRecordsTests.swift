@@ -408,10 +408,12 @@ import ToolProtocol
         #expect(value(duration, duration, ["tool": "exec", "quantile": "0.5"]) == Double(durations?.p50 ?? -1) / 1000)
         #expect(value("toold_success_ratio", "toold_success_ratio", ["tool": "exec"]) == 0.6)
         #expect(prom.stdout == PrometheusExposition.render(result), "the same rendering as the library's")
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/promtool") {
-            let checked = try runProgram("/usr/bin/promtool", ["check", "metrics"], stdin: Array(prom.stdout.utf8))
-            #expect(checked.status == 0, "\(checked)")
-        }
+        // And Prometheus' own checker: scripts/deps installs promtool (from Debian's prometheus package).
+        let promtool = try #require(
+            ["/usr/local/bin/promtool", "/usr/bin/promtool"].first(where: { FileManager.default.isExecutableFile(atPath: $0) }),
+            "promtool is missing: scripts/deps installs it")
+        let checked = try runProgram(promtool, ["check", "metrics"], stdin: Array(prom.stdout.utf8))
+        #expect(checked.status == 0, "promtool check metrics: \(checked.stdout) \(checked.stderr)")
 
         for bad in [["--format", "prometheus", "--json"], ["--format", "xml"], ["--since", "soon"]] {
             let out = try Self.toolc(daemon, nil, ["metrics"] + bad)

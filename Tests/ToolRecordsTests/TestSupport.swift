@@ -85,7 +85,7 @@ enum SQLite {
     /// The Debian package that ships `program`.
     static func package(of program: String) -> String {
         [
-            "/usr/bin/sqlite3": "sqlite3", "/usr/bin/promtool": "prometheus", "/bin/mount": "mount",
+            "/usr/bin/sqlite3": "sqlite3", "/usr/bin/promtool": "prometheus", "/usr/local/bin/promtool": "prometheus (scripts/deps)", "/bin/mount": "mount",
             "/bin/umount": "mount",
         ][
             program] ?? URL(fileURLWithPath: program).lastPathComponent
