@@ -216,13 +216,12 @@ import ToolProtocol
         let policy = #"{"principals": {"*": {"allow": ["*"], "concurrency": 1}}}"#
         let daemon = try TestDaemon(policy: policy)
         defer { daemon.stop() }
-        let marker = try TempDir("gate")
-        defer { marker.remove() }
+        // Both calls are in flight at once (one connection, pipelined); either may take the one slot.
         let peer = try PeerClient(
             socket: daemon.socketPath, uid: Self.carol, groups: [socketGroup],
             requests: [
-                (RPCMethod.exec, ["argv": ["/bin/sleep", "1"]]),
-                (RPCMethod.exec, ["argv": ["/bin/echo", "second"]]),
+                (RPCMethod.exec, ["argv": ["/bin/sh", "-c", "sleep 1; echo first"]]),
+                (RPCMethod.exec, ["argv": ["/bin/sh", "-c", "sleep 1; echo second"]]),
             ])
         let admin = try daemon.client()
         try waitUntil("one runs and one waits") {
@@ -230,10 +229,11 @@ import ToolProtocol
             return users.contains { $0["uid"] == .int(Int64(Self.carol)) && $0["running"] == 1 && $0["queued"] == 1 }
         }
         try peer.finish()
-        #expect(peer.response(1)?["result"]?["status"] == "exited")
-        let second = peer.response(2)?["result"]
-        #expect(second?["stdout"] == "second\n")
-        #expect((second?["queued_ms"]?.int64Value ?? 0) > 0, "\(second ?? .null)")
+        let results = [peer.response(1)?["result"], peer.response(2)?["result"]]
+        #expect(results[0]?["stdout"] == "first\n" && results[1]?["stdout"] == "second\n", "\(results)")
+        // The one that waited says so: it could start only when the other ended, about a second later.
+        let waited = results.compactMap { $0?["queued_ms"]?.int64Value }.sorted()
+        #expect(waited.count == 2 && waited[0] == 0 && waited[1] > 0, "\(waited)")
     }
 
     /// Fairness: one user floods 500 calls; the queue takes its share (the per-user bound) and answers
