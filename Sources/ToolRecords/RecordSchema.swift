@@ -10,6 +10,12 @@ enum RecordSchema {
         migrator.registerMigration("1: executions, outputs, audit, cache, counters") { db in
             try db.execute(sql: version1)
         }
+        // Every index on `executions` is written twice per execution (start and end) on the request's path:
+        // keep only those the common reads need. A `user` filter (admins) scans the time index; finding the
+        // rows left `running` (once per daemon start) scans the table.
+        migrator.registerMigration("2: fewer indexes on the execution path") { db in
+            try db.execute(sql: "DROP INDEX executions_by_user; DROP INDEX executions_running;")
+        }
         return migrator
     }
 

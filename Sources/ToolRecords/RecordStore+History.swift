@@ -146,6 +146,12 @@ extension RecordStore {
             (record.stderr, record.stderrEncoding) = OutputStorage.text(Array(stderr))
             record.stdoutStoredTruncated = row["stdout_stored_truncated"]
             record.stderrStoredTruncated = row["stderr_stored_truncated"]
+        } else if row["stdout_bytes"] as Int? == 0, row["stderr_bytes"] as Int? == 0 {
+            // Both streams were empty: no outputs row is written for them (one write less per execution).
+            (record.stdout, record.stdoutEncoding) = OutputStorage.text([])
+            (record.stderr, record.stderrEncoding) = OutputStorage.text([])
+            record.stdoutStoredTruncated = false
+            record.stderrStoredTruncated = false
         }
         return record
     }

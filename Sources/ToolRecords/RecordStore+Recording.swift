@@ -142,7 +142,8 @@ extension RecordStore {
         ])
         guard db.changesCount == 1 else { return false }
         let cap = settings.outputBytesPerStream
-        if cap > 0 {
+        // Empty streams need no row: `get` reads them back as empty from the byte counts.
+        if cap > 0 && !(o.stdout.bytes.isEmpty && o.stderr.bytes.isEmpty) {
             let stdout = OutputStorage.prefix(o.stdout.bytes, cap: cap)
             let stderr = OutputStorage.prefix(o.stderr.bytes, cap: cap)
             try db.cachedStatement(

@@ -29,6 +29,19 @@ import ToolRecords
         #expect(try reopened.list(ExecutionsListParams(), viewer: Fixture.root).executions.count == 1)
     }
 
+    @Test func emptyOutputsAreReadBackEmptyWithoutAnOutputsRow() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try dir.store()
+        try Fixture.record(store, 1, Fixture.outcome(finishedAt: 10, stdout: []))
+        try Fixture.record(store, 2)
+        let empty = try store.get(Fixture.executionID(1), viewer: Fixture.ana)
+        #expect(empty.stdout == "" && empty.stderr == "" && empty.stdoutStoredTruncated == false, "\(empty)")
+        #expect(try store.get(Fixture.executionID(2), viewer: Fixture.ana).stdout == "hi\n")
+        // Only the execution with output has an outputs row (one write less per silent execution).
+        #expect(try SQLite.execute(dir.databasePath, "SELECT execution_id FROM outputs").trimmingCharacters(in: .whitespacesAndNewlines) == Fixture.executionID(2))
+    }
+
     @Test func aFileThatIsNotADatabaseIsReportedCorrupt() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
