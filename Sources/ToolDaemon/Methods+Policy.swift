@@ -58,6 +58,8 @@ extension Dispatcher {
         }
     }
 
+    static let maxClockAdvanceMs = 365 * 86_400_000
+
     /// `testing.clock.advance`, only when the daemon runs with `--manual-clock` (tests).
     static func testingRoutes(manualClock: ManualPolicyClock?) -> [String: MethodHandler] {
         guard let manualClock else { return [:] }
@@ -65,7 +67,10 @@ extension Dispatcher {
             RPCMethod.testingClockAdvance: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ClockAdvanceParams.self, from: params)
                 guard context.caller.admin else { throw .permissionDenied("only admins may move the clock") }
-                guard params.ms >= 0 else { throw .invalidParams(path: "/ms", "must not be negative") }
+                // Bounded so the clock can never overflow, however often it is moved.
+                guard (0...Self.maxClockAdvanceMs).contains(params.ms) else {
+                    throw .invalidParams(path: "/ms", "must be between 0 and \(Self.maxClockAdvanceMs) (one year)")
+                }
                 return try encodeResult(ClockAdvanceResult(nowMs: manualClock.advance(byMs: Int64(params.ms))))
             }
         ]

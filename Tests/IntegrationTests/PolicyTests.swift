@@ -190,6 +190,9 @@ import ToolProtocol
         }
         func advance(_ ms: Int) throws { _ = try c.call(RPCMethod.testingClockAdvance, params: ["ms": .int(Int64(ms))]) }
 
+        // The test clock itself refuses a hostile jump (it must never overflow).
+        let jump = try c.send(RPCMethod.testingClockAdvance, params: ["ms": .int(Int64.max)])
+        #expect(throws: ClientError.self) { try c.wait(for: jump) }
         #expect(call("x")["status"] == "exited")  // t=0
         #expect(refusal("x") == (1000, "* cooldown_ms"))
         try advance(999)
