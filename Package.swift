@@ -30,6 +30,8 @@ let package = Package(
     products: [
         .executable(name: "toold", targets: ["toold"]),
         .executable(name: "toolc", targets: ["toolc"]),
+        // The sandbox zygote: C only, a few hundred kilobytes (toold falls back to re-running itself without it).
+        .executable(name: "toold-sandbox-zygote", targets: ["ToolZygote"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -78,6 +80,10 @@ let package = Package(
             dependencies: ["ToolClient", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             linkerSettings: staticSwiftRuntime
         ),
+        // Links no Swift runtime: --as-needed drops the libraries SwiftPM adds but nothing here uses.
+        .executableTarget(
+            name: "ToolZygote", dependencies: ["CSandbox"],
+            linkerSettings: [.unsafeFlags(["-static-stdlib", "-Xlinker", "--as-needed"], .when(platforms: [.linux]))]),
         .executableTarget(
             name: "ToolBench",
             dependencies: [

@@ -9,6 +9,7 @@ Usage: scripts/install.sh [--apply | --no-apply] [--help]
 
 Installs the toold release build:
   $PREFIX/bin/toold, $PREFIX/bin/toolc                       (0755)
+  $PREFIX/libexec/toold/toold-sandbox-zygote                  (0755; clones the sandboxes)
   $PREFIX/lib/systemd/system/toold.service, toold.socket      (0644; ExecStart= is $PREFIX/bin/toold)
   $PREFIX/lib/sysusers.d/toold.conf, $PREFIX/lib/tmpfiles.d/toold.conf
   $PREFIX/share/doc/toold/OPERATIONS.md
@@ -19,7 +20,7 @@ Environment:
   PREFIX         install prefix (default /usr; /usr/local also works: systemd searches
                  /usr/local/lib/systemd/system, sysusers.d and tmpfiles.d there)
   DESTDIR        staging root prepended to every path (default: none, i.e. the live system)
-  TOOLD_BIN_DIR  where toold and toolc are taken from (default: .build/release)
+  TOOLD_BIN_DIR  where toold, toolc and toold-sandbox-zygote are taken from (default: .build/release)
 
 --apply     after copying, create the users and directories (systemd-sysusers,
             systemd-tmpfiles --create) inside DESTDIR, and `systemctl daemon-reload` when
@@ -51,21 +52,25 @@ bin_src=${TOOLD_BIN_DIR:-$repo/.build/release}
 case "$PREFIX" in /*) ;; *) echo "install.sh: PREFIX must be absolute: $PREFIX" >&2; exit 2 ;; esac
 
 bindir=$PREFIX/bin
+libexecdir=$PREFIX/libexec/toold
 unitdir=$PREFIX/lib/systemd/system
 sysusersdir=$PREFIX/lib/sysusers.d
 tmpfilesdir=$PREFIX/lib/tmpfiles.d
 docdir=$PREFIX/share/doc/toold
 confdir=/etc/toold
 
-for b in toold toolc; do
+for b in toold toolc toold-sandbox-zygote; do
     if [[ ! -x "$bin_src/$b" ]]; then
         echo "install.sh: $bin_src/$b not found: build first (scripts/build) or set TOOLD_BIN_DIR" >&2
         exit 1
     fi
 done
 
-install -d -m 0755 "$DESTDIR$bindir" "$DESTDIR$unitdir" "$DESTDIR$sysusersdir" "$DESTDIR$tmpfilesdir" "$DESTDIR$docdir"
+install -d -m 0755 "$DESTDIR$bindir" "$DESTDIR$unitdir" "$DESTDIR$sysusersdir" "$DESTDIR$tmpfilesdir" "$DESTDIR$docdir" \
+    "$DESTDIR$libexecdir"
 install -m 0755 "$bin_src/toold" "$bin_src/toolc" "$DESTDIR$bindir/"
+# toold looks for it beside itself, then in ../libexec/toold/ (Sources/Sandbox/SandboxRuntime.swift).
+install -m 0755 "$bin_src/toold-sandbox-zygote" "$DESTDIR$libexecdir/"
 
 # Units name the installed binary and docs for this prefix.
 for u in toold.service toold.socket; do

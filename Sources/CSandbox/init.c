@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -77,11 +78,22 @@ static _Noreturn void command_main(const struct cs_spawn_config *c) {
     _exit(127);
 }
 
+// The command's stack until execve: it shares init's memory (CLONE_VM) and
+// init waits (CLONE_VFORK), so nothing else uses it meanwhile.
+static char command_stack[64 * 1024] __attribute__((aligned(64)));
+
+static int command_entry(void *arg) {
+    command_main(arg);
+}
+
 void cs_init_main(const struct cs_spawn_config *c) {
-    // A plain fork (raw clone: no atfork handlers, no glibc locks).
-    long pid = syscall(SYS_clone, SIGCHLD, NULL, NULL, NULL, NULL);
+    // vfork-style: no copy of init's address space (the whole daemon image
+    // in the zygote's case), init resumes once the command has exec'd or
+    // failed. glibc's clone() is a bare syscall wrapper: no atfork handlers,
+    // no locks.
+    int pid = clone(command_entry, command_stack + sizeof command_stack, CLONE_VM | CLONE_VFORK | SIGCHLD,
+                    (void *)c);
     if (pid < 0) cs_fail(c, CS_STEP_FORK, errno, -1);
-    if (pid == 0) command_main(c);
 
     // Init needs none of the command's descriptors.
     close(c->stdin_fd);

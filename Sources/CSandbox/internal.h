@@ -37,5 +37,6 @@ CS_HIDDEN int cs_seccomp_load(const void *prog);
 
 // init.c
 CS_HIDDEN _Noreturn void cs_init_main(const struct cs_spawn_config *c);
+CS_HIDDEN _Noreturn void cs_warm_wait(const struct cs_spawn_config *c);
 
 #endif

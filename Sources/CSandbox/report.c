@@ -55,8 +55,11 @@ const char *cs_step_name(int32_t step) {
     case CS_STEP_CLOSE_RANGE: return "close_range";
     case CS_STEP_CHDIR: return "chdir";
     case CS_STEP_EXECVE: return "execve";
+    case CS_STEP_RECEIVE: return "receive command";
     case CS_STEP_WAIT: return "waitpid";
     case CS_STEP_EXITED: return "exited";
+    case CS_STEP_TRACE: return "trace";
+    case CS_STEP_READY: return "ready";
     default: return "unknown step";
     }
 }

@@ -17,6 +17,7 @@
 #include <time.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -167,6 +168,8 @@ static _Noreturn void child_main(const struct cs_spawn_config *c) {
     STEP(CS_STEP_PDEATHSIG, die_with_parent());
     // Last: the filter need not allow anything the steps above use.
     STEP(CS_STEP_SECCOMP, cs_seccomp_load(c->seccomp_prog));
+    // A prepared sandbox stops here, confined, until it is given a command.
+    if (c->warm) cs_warm_wait(c);
     cs_init_main(c);
 }
 
@@ -215,6 +218,10 @@ int cs_pidfd_wait(int pidfd, int nohang, int *status) {
 
 int cs_pipe_cloexec(int fds[2]) {
     return pipe2(fds, O_CLOEXEC);
+}
+
+int cs_seqpacket_pair(int fds[2]) {
+    return socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, fds);
 }
 
 int cs_eventfd(void) {

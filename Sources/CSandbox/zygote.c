@@ -1,18 +1,26 @@
 // zygote.c — a small single-threaded process that clones sandboxes for the
 // daemon (design option 1), so no execution copies the daemon's address space.
 //
-// Start: the daemon posix_spawns its own executable (/proc/self/exe) with
-// argv[0] "toold-sandbox-zygote" and TOOLD_SANDBOX_ZYGOTE_FD=3. The
-// constructor below runs before the program's main, recognises both, and
-// never returns: the process becomes the zygote. Its address space is a fresh
-// exec of the binary — a few megabytes, not the daemon's heap — so each clone
-// costs microseconds, and the daemon's own threads never fork.
+// Start: the daemon posix_spawns the small toold-sandbox-zygote executable
+// (Sources/ToolZygote; or, when it is not installed, its own executable,
+// /proc/self/exe) with argv[0] "toold-sandbox-zygote" and
+// TOOLD_SANDBOX_ZYGOTE_FD=3. The constructor below runs before the program's
+// main, recognises both, and never returns: the process becomes the zygote.
+// Its address space is a fresh exec — with the small executable a few pages,
+// not the daemon's image and heap — so each clone copies little, and the
+// daemon's own threads never fork.
 //
 // Protocol (SOCK_SEQPACKET socketpair, one request at a time, the daemon side
 // serialised by a mutex): request header {body size, fd count} carrying the
 // fds (stdin, stdout, stderr, report[, netns]) as SCM_RIGHTS, then the body in
 // records of at most 64 KiB: the cs_spawn_config flattened, pointers as
 // offsets. Reply {pid or -errno} carrying init's pidfd.
+//
+// Prepared sandboxes (cs_spawn_config.warm): the same request, with a
+// control socket as the report fd. Init runs every setup step, reports
+// CS_STEP_READY, and waits on the control socket for the per-command part
+// (cs_warm_start / cs_warm_wait below): stdio and report descriptors, argv,
+// envp, cwd, PATH candidates and the file size limit.
 //
 // The zygote ignores SIGCHLD, so the kernel reaps each sandbox init as it
 // exits; the daemon learns of the exit by polling the pidfd and of the
@@ -30,6 +38,8 @@
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -295,7 +305,7 @@ static ssize_t recv_with_fds(int sock, void *data, size_t len, int *fds, int *nf
 
 static pthread_mutex_t zygote_lock = PTHREAD_MUTEX_INITIALIZER;
 
-int cs_zygote_start(int *sock_out, pid_t *pid_out) {
+int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out) {
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return -errno;
     // adddup2 onto the same number would keep O_CLOEXEC on older glibc.
@@ -322,7 +332,7 @@ int cs_zygote_start(int *sock_out, pid_t *pid_out) {
     char *argv[] = {ZYGOTE_ARGV0, NULL};
     char *envp[] = {ZYGOTE_ENV "=3", NULL};
     pid_t pid;
-    int e = posix_spawn(&pid, "/proc/self/exe", &actions, &attr, argv, envp);
+    int e = posix_spawn(&pid, path != NULL ? path : "/proc/self/exe", &actions, &attr, argv, envp);
     posix_spawn_file_actions_destroy(&actions);
     posix_spawnattr_destroy(&attr);
     close(sv[1]);
@@ -384,6 +394,122 @@ pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd) {
     }
     *pidfd = fd;
     return (pid_t)reply.result;
+}
+
+// ---------------------------------------------------------------- prepared sandboxes
+
+static int flatten_call(const struct cs_call *call, struct writer *w) {
+    put(w, call, sizeof *call);
+    uintptr_t v;
+    v = put_strings(w, call->exec_paths, call->exec_path_count);
+    if (!w->failed) ((struct cs_call *)w->buf)->exec_paths = AS_PTR(const char *const *, v);
+    v = put_strings(w, (const char *const *)call->argv, -1);
+    if (!w->failed) ((struct cs_call *)w->buf)->argv = AS_PTR(char *const *, v);
+    v = put_strings(w, (const char *const *)call->envp, -1);
+    if (!w->failed) ((struct cs_call *)w->buf)->envp = AS_PTR(char *const *, v);
+    v = put_string(w, call->cwd);
+    if (!w->failed) ((struct cs_call *)w->buf)->cwd = AS_PTR(const char *, v);
+    return w->failed ? -ENOMEM : 0;
+}
+
+static int unflatten_call(char *buf, size_t size, struct cs_call **out) {
+    if (size < sizeof(struct cs_call)) return -EINVAL;
+    struct reader r = {buf, size, 0};
+    struct cs_call *call = (struct cs_call *)buf;
+    call->exec_paths = fix_strings(&r, call->exec_paths, call->exec_path_count);
+    call->argv = fix_strings(&r, call->argv, -1);
+    call->envp = fix_strings(&r, call->envp, -1);
+    call->cwd = fix_string(&r, call->cwd);
+    if (r.bad || call->exec_paths == NULL || call->argv == NULL || call->envp == NULL || call->cwd == NULL) return -EINVAL;
+    *out = call;
+    return 0;
+}
+
+// Daemon side. Each prepared sandbox has its own control socket: no lock.
+int cs_warm_start(int control, const struct cs_call *call) {
+    struct writer w = {NULL, 0, 0, 0};
+    int r = flatten_call(call, &w);
+    if (r == 0) {
+        int fds[4] = {call->stdin_fd, call->stdout_fd, call->stderr_fd, call->report_fd};
+        struct request_header header = {.body_size = w.len, .fd_count = 4, .reserved = 0};
+        r = send_with_fds(control, &header, sizeof header, fds, 4);
+        for (size_t off = 0; r == 0 && off < w.len; off += RECORD_MAX) {
+            size_t chunk = w.len - off < RECORD_MAX ? w.len - off : RECORD_MAX;
+            r = send_with_fds(control, w.buf + off, chunk, NULL, 0);
+        }
+    }
+    free(w.buf);
+    return r;
+}
+
+// Moves a received descriptor above stdio, so the command's dup2s onto 0, 1
+// and 2 cannot overwrite one another (init closed 0-2 with the daemon's fds).
+static int above_stdio(int fd) {
+    if (fd >= 3) return fd;
+    int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    close(fd);
+    return moved;
+}
+
+// Child side: the sandbox's init after its last setup step (unprivileged,
+// no capabilities, seccomp loaded). A fork of the single-threaded zygote, it
+// still allocates nothing from the heap: the command arrives in an mmap.
+void cs_warm_wait(const struct cs_spawn_config *c) {
+    int control = c->report_fd;
+    cs_report_write(control, CS_STEP_READY, 0, 0);
+    struct request_header header;
+    int fds[4] = {-1, -1, -1, -1};
+    int nfds = 4;
+    ssize_t n = recv_with_fds(control, &header, sizeof header, fds, &nfds);
+    if (n == 0) _exit(0);  // released unused (daemon stopping, pool shrinking)
+    // From here failures go where the daemon now reads: the call's report
+    // pipe (it stops reading the control socket once it has sent the call).
+    struct cs_spawn_config run = *c;
+    if (nfds == 4) {
+        for (int i = 0; i < 4; i++) fds[i] = above_stdio(fds[i]);
+        if (fds[3] >= 0) run.report_fd = fds[3];
+    }
+    if (n < 0) cs_fail(&run, CS_STEP_RECEIVE, (int)-n, -1);
+    if (n != (ssize_t)sizeof header || nfds != 4 || header.fd_count != 4 || header.body_size < sizeof(struct cs_call) ||
+        header.body_size > (256u << 20)) {
+        cs_fail(&run, CS_STEP_RECEIVE, EPROTO, -1);
+    }
+    for (int i = 0; i < 4; i++) {
+        if (fds[i] < 0) cs_fail(&run, CS_STEP_RECEIVE, EBADF, -1);
+    }
+    size_t size = header.body_size;
+    char *buf = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (buf == MAP_FAILED) cs_fail(&run, CS_STEP_RECEIVE, errno, -1);
+    for (size_t off = 0; off < size;) {
+        int none = 0;
+        ssize_t m = recv_with_fds(control, buf + off, size - off, NULL, &none);
+        if (m == 0) cs_fail(&run, CS_STEP_RECEIVE, EPIPE, -1);
+        if (m < 0) cs_fail(&run, CS_STEP_RECEIVE, (int)-m, -1);
+        off += (size_t)m;
+    }
+    struct cs_call *call = NULL;
+    int r = unflatten_call(buf, size, &call);
+    if (r < 0) cs_fail(&run, CS_STEP_RECEIVE, -r, -1);
+    close(control);
+    // The /dev/null placeholders of the preparation.
+    close(c->stdin_fd);
+    close(c->stdout_fd);
+    close(c->stderr_fd);
+    run.stdin_fd = fds[0];
+    run.stdout_fd = fds[1];
+    run.stderr_fd = fds[2];
+    // Unprivileged: a hard limit can only be lowered, never raised.
+    if (call->rlimit_fsize != UINT64_MAX) {
+        struct rlimit fs = {(rlim_t)call->rlimit_fsize, (rlim_t)call->rlimit_fsize};
+        if (setrlimit(RLIMIT_FSIZE, &fs) < 0) cs_fail(&run, CS_STEP_RLIMIT, errno, -1);
+    }
+    run.exec_paths = call->exec_paths;
+    run.exec_path_count = call->exec_path_count;
+    run.argv = call->argv;
+    run.envp = call->envp;
+    run.cwd = call->cwd;
+    run.warm = 0;
+    cs_init_main(&run);
 }
 
 // ---------------------------------------------------------------- zygote side

@@ -66,26 +66,45 @@ struct CgroupV1: CgroupBackend {
             for dir in cgroup.directories {
                 if mkdir(dir, 0o755) < 0 { throw SyscallError(call: "mkdir", path: dir, errno: errno) }
             }
-            if let memory = parents["memory"].map({ $0 + "/" + name }) {
-                try Posix.writeFile(memory + "/memory.limit_in_bytes", String(limits.memoryBytes))
-                // memsw = memory: no swap at all (memsw must be >= memory, so second).
-                if hasMemsw { try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", String(limits.memoryBytes)) }
-            }
-            if let pids = parents["pids"].map({ $0 + "/" + name }) {
-                try Posix.writeFile(pids + "/pids.max", String(max(1, limits.pids)))
-            }
-            if let cpu = parents["cpu"].map({ $0 + "/" + name }) {
-                if limits.cpuMillicores > 0 {
-                    try Posix.writeFile(cpu + "/cpu.cfs_period_us", "100000")
-                    // quota per 100 ms period; the kernel's minimum is 1 ms.
-                    try Posix.writeFile(cpu + "/cpu.cfs_quota_us", String(max(1000, limits.cpuMillicores * 100)))
-                }
-            }
+            try write(cgroup, limits, previous: nil)
         } catch {
             for dir in cgroup.directories { rmdir(dir) }
             throw error
         }
         return cgroup
+    }
+
+    func update(_ cgroup: SandboxCgroup, from old: SandboxLimits, to new: SandboxLimits) throws(SyscallError) {
+        try write(cgroup, new, previous: old)
+    }
+
+    /// Writes the limits that differ from `previous` (all of them for a new cgroup, whose defaults are
+    /// "unlimited" and a 100 ms CPU period).
+    private func write(_ cgroup: SandboxCgroup, _ limits: SandboxLimits, previous: SandboxLimits?) throws(SyscallError) {
+        if let memory = directory(cgroup, "memory"), limits.memoryBytes != previous?.memoryBytes {
+            let value = String(limits.memoryBytes)
+            // memsw = memory: no swap at all. memsw may never be below memory, so it goes second when the
+            // limit grows from "unlimited" or a smaller value, first when it shrinks.
+            let shrinking = previous.map { limits.memoryBytes < $0.memoryBytes } ?? false
+            if hasMemsw && shrinking {
+                try Posix.writeFile(memory + "/memory.limit_in_bytes", value)
+                try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", value)
+            } else {
+                if hasMemsw && previous != nil { try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", value) }
+                try Posix.writeFile(memory + "/memory.limit_in_bytes", value)
+                if hasMemsw && previous == nil { try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", value) }
+            }
+        }
+        if let pids = directory(cgroup, "pids"), limits.pids != previous?.pids {
+            try Posix.writeFile(pids + "/pids.max", String(max(1, limits.pids)))
+        }
+        if let cpu = directory(cgroup, "cpu"), limits.cpuMillicores != previous?.cpuMillicores,
+            limits.cpuMillicores > 0 || previous != nil
+        {
+            // Quota per 100 ms period (the default period); the kernel's minimum is 1 ms; -1 is unlimited.
+            let quota = limits.cpuMillicores > 0 ? String(max(1000, limits.cpuMillicores * 100)) : "-1"
+            try Posix.writeFile(cpu + "/cpu.cfs_quota_us", quota)
+        }
     }
 
     private func directory(_ cgroup: SandboxCgroup, _ controller: String) -> String? {

@@ -82,22 +82,37 @@ struct CgroupV2: CgroupBackend {
         if mkdir(dir, 0o755) < 0 { throw SyscallError(call: "mkdir", path: dir, errno: errno) }
         do throws(SyscallError) {
             if usableControllers.contains("memory") {
-                try Posix.writeFile(dir + "/memory.max", String(limits.memoryBytes))
                 if hasSwapMax { try Posix.writeFile(dir + "/memory.swap.max", "0") }
                 // One OOM kill takes the whole sandbox: a clean `oom` outcome.
                 try? Posix.writeFile(dir + "/memory.oom.group", "1")
             }
-            if usableControllers.contains("pids") {
-                try Posix.writeFile(dir + "/pids.max", String(max(1, limits.pids)))
-            }
-            if usableControllers.contains("cpu"), limits.cpuMillicores > 0 {
-                try Posix.writeFile(dir + "/cpu.max", "\(max(1000, limits.cpuMillicores * 100)) 100000")
-            }
+            try write(dir, limits, previous: nil)
         } catch {
             rmdir(dir)
             throw error
         }
         return SandboxCgroup(name: name, directories: [dir])
+    }
+
+    func update(_ cgroup: SandboxCgroup, from old: SandboxLimits, to new: SandboxLimits) throws(SyscallError) {
+        guard let dir = cgroup.directories.first else { return }
+        try write(dir, new, previous: old)
+    }
+
+    /// Writes the limits that differ from `previous` (all of them for a new cgroup).
+    private func write(_ dir: String, _ limits: SandboxLimits, previous: SandboxLimits?) throws(SyscallError) {
+        if usableControllers.contains("memory"), limits.memoryBytes != previous?.memoryBytes {
+            try Posix.writeFile(dir + "/memory.max", String(limits.memoryBytes))
+        }
+        if usableControllers.contains("pids"), limits.pids != previous?.pids {
+            try Posix.writeFile(dir + "/pids.max", String(max(1, limits.pids)))
+        }
+        if usableControllers.contains("cpu"), limits.cpuMillicores != previous?.cpuMillicores,
+            limits.cpuMillicores > 0 || previous != nil
+        {
+            let quota = limits.cpuMillicores > 0 ? String(max(1000, limits.cpuMillicores * 100)) : "max"
+            try Posix.writeFile(dir + "/cpu.max", "\(quota) 100000")
+        }
     }
 
     func stats(_ cgroup: SandboxCgroup) -> CgroupStats {

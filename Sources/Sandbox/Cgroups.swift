@@ -27,6 +27,9 @@ protocol CgroupBackend: Sendable {
     /// Controllers limits can be set with, e.g. ["memory", "pids", "cpu", "cpuacct"].
     var usableControllers: [String] { get }
     func create(name: String, limits: SandboxLimits) throws(SyscallError) -> SandboxCgroup
+    /// Changes a cgroup's memory, pids and CPU limits from `old` (what it has) to `new`, writing only what
+    /// differs (a prepared sandbox's cgroup, set up with the default limits, before its command starts).
+    func update(_ cgroup: SandboxCgroup, from old: SandboxLimits, to new: SandboxLimits) throws(SyscallError)
     func stats(_ cgroup: SandboxCgroup) -> CgroupStats
     /// SIGKILLs every process in the cgroup, until it is empty (bounded).
     func killAll(_ cgroup: SandboxCgroup)
@@ -47,6 +50,7 @@ struct NoCgroups: CgroupBackend {
     func create(name: String, limits: SandboxLimits) throws(SyscallError) -> SandboxCgroup {
         SandboxCgroup(name: name, directories: [])
     }
+    func update(_ cgroup: SandboxCgroup, from old: SandboxLimits, to new: SandboxLimits) throws(SyscallError) {}
     func stats(_ cgroup: SandboxCgroup) -> CgroupStats { CgroupStats() }
     func killAll(_ cgroup: SandboxCgroup) {}
     func remove(_ cgroup: SandboxCgroup) throws(SyscallError) {}

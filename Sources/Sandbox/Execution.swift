@@ -108,15 +108,32 @@ final class Execution {
             )
         }
         let t0 = Posix.monotonicNs()
-        let cgroup: SandboxCgroup
-        do {
-            cgroup = try core.cgroups.create(name: cgroupName, limits: spec.limits)
-        } catch {
-            return failure("cgroup", error.errno, "cgroup: \(error)")
+        var outcome: SandboxOutcome?
+        var cgroup: SandboxCgroup
+        if let pool = core.warmPool, pool.fits(mode: spec.mode, limits: spec.limits), let warm = pool.take() {
+            cgroup = warm.cgroup
+            pendingCgroup = cgroup
+            outcome = runPrepared(warm)
+            if outcome == nil {
+                // It died before taking the command (killed from outside): set one up here instead.
+                pendingCgroup = nil
+                pool.discard(warm)
+            }
+        } else {
+            cgroup = SandboxCgroup(name: "", directories: [])
         }
-        pendingCgroup = cgroup
         let t1 = Posix.monotonicNs()
-        var outcome = spawnAndWait(cgroup: cgroup)
+        if outcome == nil {
+            do {
+                cgroup = try core.cgroups.create(name: cgroupName, limits: spec.limits)
+            } catch {
+                return failure("cgroup", error.errno, "cgroup: \(error)")
+            }
+            pendingCgroup = cgroup
+            outcome = spawnAndWait(cgroup: cgroup, warm: nil)
+        }
+        guard var outcome else { return failure("spawn", EIO) }
+        outcome.cgroupName = cgroup.name
         let t2 = Posix.monotonicNs()
         // Accounting before anything else: the counters go with the cgroup.
         let stats = core.cgroups.stats(cgroup)
@@ -125,7 +142,7 @@ final class Execution {
             logger.notice(
                 "sandbox timings",
                 metadata: [
-                    "toold.timings": "create=\((t1-t0)/1000)us spawnwait=\((t2-t1)/1000)us stats=\((t3-t2)/1000)us \(traceDetail)"
+                    "toold.timings": "prepared=\(outcome.prepared) take=\((t1-t0)/1000)us run=\((t2-t1)/1000)us stats=\((t3-t2)/1000)us \(traceDetail)"
                 ]
             )
         }
@@ -223,7 +240,61 @@ final class Execution {
         }
     }
 
-    private func spawnAndWait(cgroup: SandboxCgroup) -> SandboxOutcome {
+    /// Runs the command in a prepared sandbox: its cgroup gets the call's limits, init gets the command.
+    /// nil when the sandbox could not take it (it is gone); the caller discards it and sets one up.
+    private func runPrepared(_ warm: WarmSandbox) -> SandboxOutcome? {
+        // Killed while it waited (its exit shows on the pidfd): not usable. A kill from here on is one
+        // during the run, like any sandbox's.
+        var exited = pollfd(fd: warm.pidfd, events: Int16(POLLIN), revents: 0)
+        if poll(&exited, 1, 0) != 0 { return nil }
+        do {
+            try core.cgroups.update(warm.cgroup, from: warm.limits, to: spec.limits)
+        } catch {
+            logger.error("setting a prepared sandbox's limits failed", metadata: ["toold.error": "\(error)"])
+            return nil
+        }
+        guard var outcome = spawnAndWait(cgroup: warm.cgroup, warm: warm) else { return nil }
+        outcome.prepared = true
+        return outcome
+    }
+
+    /// The fields of a sandbox's configuration that do not depend on the command.
+    static func baseConfig(
+        core: RuntimeCore, arena: CArena, cgroup: SandboxCgroup, plan: [MountOp], limits: SandboxLimits
+    ) -> cs_spawn_config {
+        let ops = plan.map { op in
+            cs_mount_op(
+                kind: Int32(op.kind.rawValue),
+                create: Int32(op.create.rawValue),
+                flags: op.flags,
+                mode: op.mode,
+                source: arena.optionalString(op.source),
+                target: arena.optionalString(op.target),
+                data: arena.optionalString(op.data)
+            )
+        }
+        let procs = cgroup.procsFiles.map { UnsafePointer(arena.string($0)) as UnsafePointer<CChar>? }
+        let inside = core.configuration.insideUID
+        var config = cs_spawn_config()
+        config.cgroup_procs = UnsafePointer(arena.array(procs))
+        config.cgroup_procs_count = Int32(procs.count)
+        config.hostname = UnsafePointer(arena.string(core.configuration.hostname))
+        config.root_dir = UnsafePointer(arena.string(core.rootMountPoint))
+        config.mounts = UnsafePointer(arena.array(ops))
+        config.mount_count = Int32(ops.count)
+        config.host_uid = core.hostUID
+        config.host_gid = core.hostGID
+        config.uid_map = UnsafePointer(arena.string("\(inside) \(core.hostUID) 1\n"))
+        config.gid_map = UnsafePointer(arena.string("\(inside) \(core.hostGID) 1\n"))
+        config.cap_last_cap = core.capLastCap
+        config.rlimit_nofile = core.configuration.maxOpenFiles
+        config.rlimit_fsize = limits.fileBytes
+        config.seccomp_prog = UnsafeRawPointer(core.seccomp)
+        return config
+    }
+
+    /// nil only for a prepared sandbox that could not take the command.
+    private func spawnAndWait(cgroup: SandboxCgroup, warm: WarmSandbox?) -> SandboxOutcome? {
         var toClose: [Int32] = []
         defer { for fd in toClose { close(fd) } }
         guard let out = makePipe(childReads: false) else { return failure("pipe2", errno) }
@@ -249,87 +320,87 @@ final class Execution {
             toClose.append(stdinChild)
         }
 
-        // network and trusted share the host's network namespace.
-        let newNetns: Int32 = (spec.mode == .network || spec.mode == .trusted) ? 0 : 1
-        let netns: Int32 = newNetns == 1 ? (core.netnsPool.take() ?? -1) : -1
-        if netns >= 0 { toClose.append(netns) }
-
         let arena = CArena()
-        let plan = MountPlan.build(
-            root: core.rootMountPoint,
-            etcSkeleton: core.etcSkeleton,
-            host: core.host,
-            hostUID: core.hostUID,
-            hostGID: core.hostGID,
-            limits: spec.limits,
-            mode: spec.mode
-        )
-        let ops = plan.map { op in
-            cs_mount_op(
-                kind: Int32(op.kind.rawValue),
-                create: Int32(op.create.rawValue),
-                flags: op.flags,
-                mode: op.mode,
-                source: arena.optionalString(op.source),
-                target: arena.optionalString(op.target),
-                data: arena.optionalString(op.data)
-            )
-        }
-        let procs = cgroup.procsFiles.map { UnsafePointer(arena.string($0)) as UnsafePointer<CChar>? }
         let candidates = execCandidates()
-        let inside = core.configuration.insideUID
         let env = spec.environment.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }
-        var config = cs_spawn_config()
-        config.stdin_fd = stdinChild
-        config.stdout_fd = out.child
-        config.stderr_fd = err.child
-        config.report_fd = report.child
-        config.netns_fd = netns
-        config.new_netns = newNetns
-        config.cgroup_procs = UnsafePointer(arena.array(procs))
-        config.cgroup_procs_count = Int32(procs.count)
-        config.hostname = UnsafePointer(arena.string(core.configuration.hostname))
-        config.root_dir = UnsafePointer(arena.string(core.rootMountPoint))
-        config.mounts = UnsafePointer(arena.array(ops))
-        config.mount_count = Int32(ops.count)
-        config.host_uid = core.hostUID
-        config.host_gid = core.hostGID
-        config.uid_map = UnsafePointer(arena.string("\(inside) \(core.hostUID) 1\n"))
-        config.gid_map = UnsafePointer(arena.string("\(inside) \(core.hostGID) 1\n"))
-        config.cap_last_cap = core.capLastCap
-        config.rlimit_nofile = core.configuration.maxOpenFiles
-        config.rlimit_fsize = spec.limits.fileBytes
-        config.seccomp_prog = UnsafeRawPointer(core.seccomp)
         let candidatePointers = candidates.map { UnsafePointer(arena.string($0)) as UnsafePointer<CChar>? }
-        config.exec_paths = UnsafePointer(arena.array(candidatePointers))
-        config.exec_path_count = Int32(candidates.count)
-        config.argv = UnsafePointer(arena.stringArray(spec.argv))
-        config.envp = UnsafePointer(arena.stringArray(env))
-        config.cwd = UnsafePointer(arena.string(spec.workingDirectory))
-        config.trace_steps = traceTimings ? 1 : 0
-
         let start = Posix.monotonicNs()
         traceStartUs = start / 1000
-        var pid: pid_t = -ENOTCONN
-        if core.zygoteSocket >= 0 {
-            pid = cs_zygote_spawn(core.zygoteSocket, &config, &pidfd)
-            viaZygote = pid > 0
-            if pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN {
-                logger.error("sandbox zygote is gone; cloning from the daemon")
+        var plan: [MountOp] = []
+        if let warm {
+            var call = cs_call()
+            call.stdin_fd = stdinChild
+            call.stdout_fd = out.child
+            call.stderr_fd = err.child
+            call.report_fd = report.child
+            call.rlimit_fsize = spec.limits.fileBytes
+            call.exec_paths = UnsafePointer(arena.array(candidatePointers))
+            call.exec_path_count = Int32(candidates.count)
+            call.argv = UnsafePointer(arena.stringArray(spec.argv))
+            call.envp = UnsafePointer(arena.stringArray(env))
+            call.cwd = UnsafePointer(arena.string(spec.workingDirectory))
+            let r = cs_warm_start(warm.control, &call)
+            close(warm.control)
+            guard r == 0 else {
+                logger.warning("a prepared sandbox did not take its command", metadata: ["toold.errno": "\(errnoString(-r))"])
+                return nil
             }
-        }
-        if !viaZygote && (core.zygoteSocket < 0 || pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN) {
-            config.exit_signal = 0
-            pid = cs_spawn(&config, &pidfd)
-        }
-        // The child has its copies; ours of its ends would hide EOF.
-        for fd in [stdinChild, out.child, err.child, report.child, netns] where fd >= 0 {
-            close(fd)
-            toClose.removeAll { $0 == fd }
-        }
-        guard pid > 0 else {
-            pidfd = -1
-            return failure("clone", -pid)
+            pidfd = warm.pidfd
+            viaZygote = true
+            // The hand-over is done; from here the sandbox is this execution's, like a cloned one.
+            for fd in [stdinChild, out.child, err.child, report.child] {
+                close(fd)
+                toClose.removeAll { $0 == fd }
+            }
+        } else {
+            // network and trusted share the host's network namespace.
+            let newNetns: Int32 = (spec.mode == .network || spec.mode == .trusted) ? 0 : 1
+            let netns: Int32 = newNetns == 1 ? (core.netnsPool.take() ?? -1) : -1
+            if netns >= 0 { toClose.append(netns) }
+            plan = MountPlan.build(
+                root: core.rootMountPoint,
+                etcSkeleton: core.etcSkeleton,
+                host: core.host,
+                hostUID: core.hostUID,
+                hostGID: core.hostGID,
+                limits: spec.limits,
+                mode: spec.mode
+            )
+            var config = Self.baseConfig(core: core, arena: arena, cgroup: cgroup, plan: plan, limits: spec.limits)
+            config.stdin_fd = stdinChild
+            config.stdout_fd = out.child
+            config.stderr_fd = err.child
+            config.report_fd = report.child
+            config.netns_fd = netns
+            config.new_netns = newNetns
+            config.exec_paths = UnsafePointer(arena.array(candidatePointers))
+            config.exec_path_count = Int32(candidates.count)
+            config.argv = UnsafePointer(arena.stringArray(spec.argv))
+            config.envp = UnsafePointer(arena.stringArray(env))
+            config.cwd = UnsafePointer(arena.string(spec.workingDirectory))
+            config.trace_steps = traceTimings ? 1 : 0
+
+            var pid: pid_t = -ENOTCONN
+            if core.zygoteSocket >= 0 {
+                pid = cs_zygote_spawn(core.zygoteSocket, &config, &pidfd)
+                viaZygote = pid > 0
+                if pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN {
+                    logger.error("sandbox zygote is gone; cloning from the daemon")
+                }
+            }
+            if !viaZygote && (core.zygoteSocket < 0 || pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN) {
+                config.exit_signal = 0
+                pid = cs_spawn(&config, &pidfd)
+            }
+            // The child has its copies; ours of its ends would hide EOF.
+            for fd in [stdinChild, out.child, err.child, report.child, netns] where fd >= 0 {
+                close(fd)
+                toClose.removeAll { $0 == fd }
+            }
+            guard pid > 0 else {
+                pidfd = -1
+                return failure("clone", -pid)
+            }
         }
         // From here the loop owns (and closes) the parent ends; settle() the pidfd.
         toClose = []
@@ -346,7 +417,7 @@ final class Execution {
             plan: plan
         )
         outcome.durationMs = Int((Posix.monotonicNs() - start) / 1_000_000)
-        if traceTimings { traceDetail = "clone=\((spawned - start)/1000)us loop=\((Posix.monotonicNs() - spawned)/1000)us netns=\(netns >= 0)" + traceDetail }
+        if traceTimings { traceDetail = "start=\((spawned - start)/1000)us loop=\((Posix.monotonicNs() - spawned)/1000)us" + traceDetail }
         if let failureRecord {
             var failed = SandboxOutcome.failedToStart(failureRecord, durationMs: outcome.durationMs)
             failed.stdout = outcome.stdout

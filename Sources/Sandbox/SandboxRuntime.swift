@@ -106,6 +106,7 @@ public final class SandboxRuntime: Sendable {
             return Array(state.running.values)
         }
         for cancel in running { cancel.fire() }
+        core.warmPool?.stop()
         core.netnsPool.stop()
         core.cgroups.releaseParent()
     }
@@ -164,6 +165,8 @@ final class RuntimeCore: @unchecked Sendable {
     let rootMountPoint: String
     let capLastCap: Int32
     let netnsPool: NetnsPool
+    /// Sandboxes prepared ahead of demand; nil without the zygote or with a size of 0.
+    private(set) var warmPool: WarmPool?
     /// Socket to the zygote (see CSandbox/zygote.c), or -1: clone directly.
     let zygoteSocket: Int32
     private let zygotePID: pid_t
@@ -237,7 +240,11 @@ final class RuntimeCore: @unchecked Sendable {
         var socket: Int32 = -1
         var zygote: pid_t = 0
         if configuration.useZygote {
-            let r = cs_zygote_start(&socket, &zygote)
+            let helper = Self.zygoteExecutable()
+            if helper == nil {
+                logger.notice("toold-sandbox-zygote is not installed beside toold; the zygote re-runs toold (clones copy more)")
+            }
+            let r = helper.map { cs_zygote_start($0, &socket, &zygote) } ?? cs_zygote_start(nil, &socket, &zygote)
             if r < 0 {
                 logger.warning("sandbox zygote did not start; cloning from the daemon", metadata: ["toold.errno": "\(errnoString(-r))"])
                 socket = -1
@@ -246,6 +253,17 @@ final class RuntimeCore: @unchecked Sendable {
         zygoteSocket = socket
         zygotePID = zygote
         netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), logger: logger)
+        if zygoteSocket >= 0 && configuration.warmPoolSize > 0 {
+            let limits = configuration.warmLimits
+            warmPool = WarmPool(
+                capacity: configuration.warmPoolSize, limits: limits, cgroups: cgroups, logger: logger
+            ) { [weak self] in
+                guard let self else {
+                    return .failure(WarmPoolError(message: "runtime: shut down"))
+                }
+                return self.prepareWarm(limits: limits)
+            }
+        }
         logger.info(
             "sandbox runtime ready",
             metadata: [
@@ -255,8 +273,24 @@ final class RuntimeCore: @unchecked Sendable {
                 "toold.sandbox_uid": "\(hostUID)",
                 "toold.netns_pool": "\(configuration.netnsPoolSize)",
                 "toold.zygote_pid": "\(zygote)",
+                "toold.warm_pool": "\(warmPool?.capacity ?? 0)",
             ]
         )
+    }
+
+    /// The small zygote executable: beside the daemon's (a build directory, or an install's bin/) or in
+    /// ../libexec/toold/ (an install). Used only when owned by root (or us) and writable by nobody else.
+    static func zygoteExecutable() -> String? {
+        guard let exe = Posix.readLink("/proc/self/exe") else { return nil }
+        let dir = exe.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        for candidate in [dir + "/toold-sandbox-zygote", dir + "/../libexec/toold/toold-sandbox-zygote"] {
+            var st = stat()
+            guard stat(candidate, &st) == 0, st.st_mode & S_IFMT == S_IFREG, st.st_mode & 0o111 != 0,
+                st.st_uid == 0 || st.st_uid == geteuid(), st.st_mode & 0o022 == 0
+            else { continue }
+            return candidate
+        }
+        return nil
     }
 
     func nextSerial() -> UInt64 {
@@ -264,6 +298,7 @@ final class RuntimeCore: @unchecked Sendable {
     }
 
     deinit {
+        warmPool?.stop()
         if zygoteSocket >= 0 {
             // EOF ends the zygote; reap it.
             close(zygoteSocket)

@@ -150,6 +150,11 @@ public struct SandboxOutcome: Sendable {
     public var violations: [String]
     /// Set when `status` is `failedToStart`.
     public var failure: SandboxFailure?
+    /// Diagnostics, not on the wire: the name of the execution's cgroup
+    /// (removed once the sandbox is gone), and whether the command ran in a
+    /// sandbox prepared ahead of demand (see SandboxConfiguration.warmPoolSize).
+    public var cgroupName: String?
+    public var prepared = false
 
     public init(
         status: SandboxStatus,
@@ -223,6 +228,16 @@ public struct SandboxConfiguration: Sendable {
     /// would copy the daemon's whole address space per execution. Falls back
     /// to direct clone when the zygote cannot start.
     public var useZygote: Bool = true
+    /// Sandboxes prepared ahead of demand, each used by exactly one command:
+    /// namespaces, cgroup, mount tree, credentials and seccomp set up, init
+    /// waiting for its command. Serves mode `sandbox` calls whose tmp size is
+    /// `warmLimits.tmpBytes`; others (and calls finding the pool empty) set
+    /// up a sandbox on the spot. 0 disables; needs the zygote.
+    public var warmPoolSize: Int = 4
+    /// What prepared sandboxes are set up with: their cgroup limits (changed
+    /// to the call's before its command starts, where they differ) and the
+    /// size of /tmp and /workspace (which a call must match to use one).
+    public var warmLimits = SandboxLimits()
 
     public init(
         stateDirectory: String,
@@ -233,7 +248,9 @@ public struct SandboxConfiguration: Sendable {
         cgroupRootOverride: String? = nil,
         maxOpenFiles: UInt64 = 4096,
         hostname: String = "sandbox",
-        useZygote: Bool = true
+        useZygote: Bool = true,
+        warmPoolSize: Int = 4,
+        warmLimits: SandboxLimits = SandboxLimits()
     ) {
         self.stateDirectory = stateDirectory
         self.sandboxUser = sandboxUser
@@ -244,6 +261,8 @@ public struct SandboxConfiguration: Sendable {
         self.maxOpenFiles = maxOpenFiles
         self.hostname = hostname
         self.useZygote = useZygote
+        self.warmPoolSize = warmPoolSize
+        self.warmLimits = warmLimits
     }
 }
 

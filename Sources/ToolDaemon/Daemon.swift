@@ -57,7 +57,10 @@ public enum Daemon {
                 stateDirectory: configuration.stateDirectory,
                 sandboxUser: configuration.sandboxUser,
                 netnsPoolSize: configuration.netnsPoolSize,
-                requireCgroupLimits: configuration.requireCgroupLimits),
+                requireCgroupLimits: configuration.requireCgroupLimits,
+                warmPoolSize: configuration.warmPoolSize,
+                // Prepared sandboxes are set up for a call that asks for nothing special.
+                warmLimits: configuration.execLimits.defaultSandboxLimits),
             logger: logger)
         let scheduler = Scheduler(settings: configuration.schedulerSettings, clock: clock)
         let executions = ExecutionService(

@@ -21,3 +21,14 @@ public struct ExecLimitsConfiguration: Sendable, Equatable {
     public static let names = ["timeout_ms", "memory_bytes", "pids", "cpu_millicores", "output_bytes", "file_bytes", "tmp_bytes"]
 }
 
+
+import Sandbox
+
+extension ExecLimitsConfiguration {
+    /// The limits of a call that asks for none (before policy caps): what prepared sandboxes are set up with.
+    public var defaultSandboxLimits: SandboxLimits {
+        SandboxLimits(
+            memoryBytes: memoryBytes.defaultValue, pids: pids.defaultValue, cpuMillicores: cpuMillicores.defaultValue,
+            outputBytes: outputBytes.defaultValue, fileBytes: fileBytes.defaultValue, tmpBytes: tmpBytes.defaultValue)
+    }
+}

@@ -30,6 +30,7 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("shutdown-grace-ms"), help: "Time requests get to finish on stop (default 10000).") var shutdownGraceMs: Int?
     @Option(name: .customLong("sandbox-user"), help: "Unprivileged host user sandboxes run as (default toold-sandbox).") var sandboxUser: String?
     @Option(name: .customLong("netns-pool-size"), help: "Network namespaces prepared ahead (default 4; 0 disables).") var netnsPoolSize: Int?
+    @Option(name: .customLong("warm-pool-size"), help: "Sandboxes prepared ahead of demand (default 4; 0 disables).") var warmPoolSize: Int?
     @Option(name: .customLong("tools-dir"), help: "Directory of tool manifests, *.json (default /etc/toold/tools.d).") var toolsDir: String?
     @Option(name: .customLong("require-cgroup-limits"), help: "Refuse executions when memory/pids limits cannot be enforced (default true).")
     var requireCgroupLimits: Bool?
@@ -89,6 +90,7 @@ struct Toold: AsyncParsableCommand {
         if let readTimeoutMs { c.readTimeoutMs = readTimeoutMs }
         if let shutdownGraceMs { c.shutdownGraceMs = shutdownGraceMs }
         if let netnsPoolSize { c.netnsPoolSize = netnsPoolSize }
+        if let warmPoolSize { c.warmPoolSize = warmPoolSize }
         if let requireCgroupLimits { c.requireCgroupLimits = requireCgroupLimits }
         if let toolsDir { c.toolsDirectory = toolsDir }
         if let policy {

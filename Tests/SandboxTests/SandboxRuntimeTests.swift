@@ -121,7 +121,7 @@ struct SandboxRuntimeTests {
         task.cancel()
         let o = await task.value
         #expect(o.status == .cancelled)
-        #expect(await cgroupIsRemoved(forExecution: id))
+        #expect(await cgroupIsRemoved(o))
     }
 
     @Test func timeoutKillsADoubleForkedChildThatIgnoresSIGTERM() async {
@@ -137,7 +137,7 @@ struct SandboxRuntimeTests {
         #expect(o.durationMs >= 700)
         #expect(o.durationMs < 10_000)
         #expect(hostProcesses(containing: "sleep \(marker)").isEmpty)
-        #expect(await cgroupIsRemoved(forExecution: id))
+        #expect(await cgroupIsRemoved(o))
     }
 
     @Test func forkBombIsHeldByThePidsLimit() async {
@@ -202,7 +202,7 @@ struct SandboxRuntimeTests {
         let id = "cleanup-\(UUID().uuidString.prefix(8))"
         let o = await run(sh("sleep 0.1 & echo done", id: id))
         #expect(o.status == .exited)
-        #expect(await cgroupIsRemoved(forExecution: id))
+        #expect(await cgroupIsRemoved(o))
         let root = TestRuntime.stateDirectory + "/sandbox/root"
         #expect((try? FileManager.default.contentsOfDirectory(atPath: root)) == [])
         let mountinfo = (try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8)) ?? ""

@@ -77,16 +77,29 @@ extension SandboxOutcome {
     var err: String { String(decoding: stderr, as: UTF8.self) }
 }
 
-/// Whether any sandbox cgroup of an execution with this id still exists.
-func cgroupExists(forExecution id: String) -> Bool {
-    TestRuntime.shared.core.cgroups.liveSandboxes().contains { $0.hasSuffix("-" + id) }
+/// Whether the sandbox cgroup named `name` still exists (false for nil: an outcome without one is a bug the
+/// callers check separately).
+func cgroupExists(named name: String) -> Bool {
+    TestRuntime.shared.core.cgroups.liveSandboxes().contains(name)
 }
 
 /// The outcome is delivered as soon as it is known; the cgroup goes right
 /// after (once init's exit has torn the namespaces down). Waits up to 3 s.
-func cgroupIsRemoved(forExecution id: String) async -> Bool {
+/// The outcome names its cgroup: a prepared sandbox's is not named after the execution.
+func cgroupIsRemoved(_ outcome: SandboxOutcome) async -> Bool {
+    guard let name = outcome.cgroupName, !name.isEmpty else { return false }
     for _ in 0..<300 {
-        if !cgroupExists(forExecution: id) { return true }
+        if !cgroupExists(named: name) { return true }
+        try? await Task.sleep(for: .milliseconds(10))
+    }
+    return false
+}
+
+/// Waits (up to 20 s) until the shared runtime has `count` prepared sandboxes ready.
+func preparedSandboxesReady(_ count: Int = 1) async -> Bool {
+    guard let pool = TestRuntime.shared.core.warmPool else { return false }
+    for _ in 0..<2000 {
+        if pool.counts.ready >= count { return true }
         try? await Task.sleep(for: .milliseconds(10))
     }
     return false

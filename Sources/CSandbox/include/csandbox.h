@@ -52,11 +52,16 @@ enum cs_step {
     CS_STEP_CHDIR,
     CS_STEP_EXECVE,
     CS_STEP_WAIT,
+    /// A prepared sandbox could not receive its command (see cs_warm_start).
+    CS_STEP_RECEIVE,
     /// Not a failure: the command ended; value is its wait status.
     CS_STEP_EXITED = 1000,
     /// Not a failure: with trace_steps, one per step, detail = step, value =
     /// microseconds since clone when the step finished.
     CS_STEP_TRACE = 1001,
+    /// Not a failure: a prepared ("warm") sandbox finished every setup step
+    /// and waits for its command on the control socket.
+    CS_STEP_READY = 1002,
 };
 
 /// Returns the name of a step as it appears in failure messages.
@@ -150,18 +155,47 @@ struct cs_spawn_config {
     /// else there can reap it by accident), SIGCHLD in the zygote (which
     /// ignores SIGCHLD, so the kernel reaps init by itself).
     int exit_signal;
+    /// Non-zero: prepare a sandbox ahead of demand. report_fd is then one end
+    /// of a SOCK_SEQPACKET socketpair (the control socket): after the last
+    /// setup step (seccomp) init writes {CS_STEP_READY} to it and waits for
+    /// its command there (cs_warm_start), still as the unprivileged, filtered
+    /// PID 1 of its namespaces. argv, envp, cwd and exec_paths are not used;
+    /// rlimit_fsize is the ceiling the command's limit is lowered from.
+    int warm;
 };
+
+/// The per-command part of a prepared sandbox's work: what cs_warm_start
+/// sends over the control socket. Descriptors as in cs_spawn_config.
+struct cs_call {
+    int stdin_fd;
+    int stdout_fd;
+    int stderr_fd;
+    int report_fd;
+    uint64_t rlimit_fsize;   // UINT64_MAX: the prepared ceiling
+    const char *const *exec_paths;
+    int exec_path_count;
+    char *const *argv;
+    char *const *envp;
+    const char *cwd;
+};
+
+/// Hands a command to a prepared sandbox (see cs_spawn_config.warm): sends
+/// the four descriptors and the flattened call over `control`. Returns 0 or
+/// -errno (-EPIPE: the sandbox is gone). The caller then closes `control`;
+/// from here the sandbox behaves as one started by cs_spawn.
+int cs_warm_start(int control, const struct cs_call *call);
 
 /// Clones the sandbox init. Returns its host pid (>0) and stores an O_CLOEXEC
 /// pidfd in *pidfd, or returns -errno. The child never returns here.
 /// The child's exit signal is 0: reap it with waitid(P_PIDFD, ..., __WALL).
 pid_t cs_spawn(const struct cs_spawn_config *config, int *pidfd);
 
-/// The zygote: a small single-threaded process (this executable re-executed
-/// as "toold-sandbox-zygote", intercepted by a constructor before main) that
-/// clones sandboxes on request, so the daemon never copies its own address
-/// space per execution. Starts it; returns 0 and the socket, or -errno.
-int cs_zygote_start(int *sock_out, pid_t *pid_out);
+/// The zygote: a small single-threaded process (the toold-sandbox-zygote
+/// executable at `path`, or with NULL this executable re-executed; either
+/// way intercepted by a constructor before main) that clones sandboxes on
+/// request, so the daemon never copies its own address space per execution.
+/// Starts it; returns 0 and the socket, or -errno.
+int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out);
 /// Asks the zygote to clone a sandbox for `config` (thread-safe). Returns
 /// init's pid and an O_CLOEXEC pidfd in *pidfd, or -errno. The sandbox init
 /// is the zygote's child: poll the pidfd for its exit, do not waitid it.
@@ -190,6 +224,8 @@ int cs_cap_last_cap(void);
 int cs_pipe_cloexec(int fds[2]);
 /// eventfd(0, EFD_CLOEXEC|EFD_NONBLOCK); fd or -1 with errno.
 int cs_eventfd(void);
+/// socketpair(AF_UNIX, SOCK_SEQPACKET|SOCK_CLOEXEC); 0 or -1 with errno.
+int cs_seqpacket_pair(int fds[2]);
 
 #ifdef __cplusplus
 }

@@ -160,8 +160,9 @@ enum RecordsSandboxCgroups {
         return pids
     }
 
-    /// Live processes running as `uid` whose cgroup path mentions `marker`.
-    static func processes(uid: UInt32, cgroupMarker marker: String) -> [pid_t] {
+    /// Live processes running as `uid` whose cgroup path mentions `marker` (and not `excluding`: a live daemon's
+    /// prepared sandboxes, `warm-<daemon pid>-<n>`, Sources/Sandbox/WarmPool.swift).
+    static func processes(uid: UInt32, cgroupMarker marker: String, excluding: String? = nil) -> [pid_t] {
         let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
         return entries.compactMap(pid_t.init).filter { pid in
             guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
@@ -169,7 +170,7 @@ enum RecordsSandboxCgroups {
                 uidLine.split(whereSeparator: { $0 == "\t" || $0 == " " }).dropFirst().first == Substring(String(uid))
             else { return false }
             let cgroup = (try? String(contentsOfFile: "/proc/\(pid)/cgroup", encoding: .utf8)) ?? ""
-            return cgroup.contains(marker)
+            return cgroup.contains(marker) && !(excluding.map { cgroup.contains($0) } ?? false)
         }
     }
 }

@@ -1,0 +1,161 @@
+import Foundation
+import Logging
+import Testing
+
+@testable import Sandbox
+
+/// Sandboxes prepared ahead of demand (Sources/Sandbox/WarmPool.swift): a call that fits takes one, gets the
+/// same confinement as a sandbox set up on the spot, its own limits, and a sandbox no other call ever used.
+/// Own runtimes (own state directories), so no other suite takes their prepared sandboxes.
+@Suite(.serialized) struct WarmPoolTests {
+    static let runtime: SandboxRuntime = makeRuntime("/tmp/toold-sandbox-tests-warm", poolSize: 2)
+
+    static func makeRuntime(_ stateDirectory: String, poolSize: Int) -> SandboxRuntime {
+        TestRuntime.ensureSandboxUser()
+        var logger = Logger(label: "toold.sandbox.tests.warm")
+        logger.logLevel = .warning
+        do {
+            return try SandboxRuntime(
+                configuration: SandboxConfiguration(
+                    stateDirectory: stateDirectory, netnsPoolSize: 2, warmPoolSize: poolSize,
+                    warmLimits: SandboxLimits()),
+                logger: logger)
+        } catch {
+            fatalError("SandboxRuntime: \(error)")
+        }
+    }
+
+    func ready(_ runtime: SandboxRuntime = runtime, _ count: Int = 1) async -> Bool {
+        for _ in 0..<2000 {
+            if (runtime.core.warmPool?.counts.ready ?? 0) >= count { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+
+    func run(_ spec: SandboxSpec) async -> SandboxOutcome {
+        await Self.runtime.run(spec) { _, _ in }
+    }
+
+    /// What a command can see of its own confinement.
+    static let probe = """
+        id -u; id -g; hostname; grep -E '^(Seccomp|NoNewPrivs|CapEff|CapBnd|CapPrm):' /proc/self/status
+        ls -A /; ls -A /dev; cat /proc/self/uid_map; echo pid $$; ulimit -f; df -k /tmp | tail -1 | tr -s ' ' | cut -d' ' -f2
+        """
+
+    @Test func aPreparedSandboxIsConfinedExactlyLikeOneSetUpOnTheSpot() async {
+        #expect(await ready())
+        let prepared = await run(sh(Self.probe))
+        #expect(prepared.status == .exited, "\(prepared.failure?.message ?? prepared.err)")
+        #expect(prepared.prepared)
+        // A tmp size other than the prepared one: set up on the spot. Same size reported by df below.
+        var other = SandboxLimits()
+        other.tmpBytes = SandboxLimits().tmpBytes + 4096
+        let cold = await run(sh(Self.probe.replacingOccurrences(of: "; df -k /tmp | tail -1 | tr -s ' ' | cut -d' ' -f2", with: ""), limits: other))
+        #expect(cold.status == .exited)
+        #expect(!cold.prepared)
+        let lines = prepared.out.split(separator: "\n").map(String.init)
+        #expect(Array(lines.dropLast()) == cold.out.split(separator: "\n").map(String.init))
+        #expect(lines.prefix(3) == ["1000", "1000", "sandbox"])
+        #expect(prepared.out.contains("Seccomp:\t2"))
+        #expect(prepared.out.contains("NoNewPrivs:\t1"))
+        #expect(prepared.out.contains("CapEff:\t0000000000000000"))
+        #expect(prepared.out.contains("CapBnd:\t0000000000000000"))
+        #expect(prepared.out.contains("pid 2\n"), "the command is the second process of its PID namespace")
+        // ulimit -f (512-byte blocks) is the call's file_bytes, lowered from the prepared ceiling.
+        #expect(lines.contains(String(SandboxLimits().fileBytes / 512)))
+        #expect(lines.last == String(SandboxLimits().tmpBytes / 1024))
+    }
+
+    @Test func noCommandSeesWhatAnEarlierOneLeft() async {
+        #expect(await ready(Self.runtime, 2))
+        let first = await run(sh("echo secret > /tmp/left; echo secret > /workspace/left; sleep 300 & echo $$"))
+        #expect(first.prepared && first.status == .exited)
+        #expect(await ready())
+        let second = await run(sh("cat /tmp/left /workspace/left 2>&1; pgrep -c sleep; true"))
+        #expect(second.prepared && second.status == .exited)
+        #expect(second.out.contains("No such file"))
+        #expect(!second.out.contains("secret"))
+        #expect(second.out.hasSuffix("0\n"), "the first command's background sleep is not there: \(second.out)")
+        #expect(first.cgroupName != second.cgroupName)
+        #expect(await cgroupIsRemovedHere(first))
+    }
+
+    @Test func theCallsLimitsApplyToAPreparedSandbox() async {
+        #expect(await ready())
+        var memory = SandboxLimits()
+        memory.memoryBytes = 64 << 20
+        let oom = await run(sh("head -c 400000000 /dev/zero | tail", limits: memory))
+        #expect(oom.prepared)
+        #expect(oom.status == .oom)
+        #expect(oom.memoryPeakBytes <= 64 << 20 + 1 << 20)
+
+        #expect(await ready())
+        var pids = SandboxLimits()
+        pids.pids = 16
+        let bomb = await run(sh("b() { b | b & }; b; sleep 1", limits: pids, timeout: .seconds(10)))
+        #expect(bomb.prepared)
+        #expect(bomb.violations.contains("pids"))
+
+        #expect(await ready())
+        var files = SandboxLimits()
+        files.fileBytes = 100_000
+        let big = await run(sh("exec head -c 300000 /dev/zero > /tmp/big", limits: files))
+        #expect(big.prepared)
+        #expect(big.status == .signaled && big.signal == SIGXFSZ)
+
+        // And back: the next prepared sandbox has the defaults again, not the last call's limits.
+        #expect(await ready())
+        let normal = await run(sh("head -c 100000000 /dev/zero | tail -c 1 | wc -c"))
+        #expect(normal.prepared && normal.status == .exited && normal.out == "1\n")
+    }
+
+    @Test func callsThatDoNotFitSetUpTheirOwn() async {
+        #expect(await ready())
+        var small = SandboxLimits()
+        small.tmpBytes = 1 << 20
+        let tmp = await run(sh("df -k /tmp | tail -1", limits: small))
+        #expect(!tmp.prepared && tmp.status == .exited)
+        var network = sh("true")
+        network.mode = .network
+        let net = await run(network)
+        #expect(!net.prepared && net.status == .exited)
+    }
+
+    @Test func aPreparedSandboxKilledBeforeUseIsNotUsed() async {
+        #expect(await ready(Self.runtime, 2))
+        let pool = Self.runtime.core.warmPool!
+        let victims = pool.readyPIDs
+        for pid in victims { kill(pid, SIGKILL) }
+        // Gone (the zygote's children are reaped by the kernel) before the call comes.
+        for _ in 0..<500 where victims.contains(where: { kill($0, 0) == 0 }) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        let o = await run(sh("echo still works"))
+        #expect(o.status == .exited && o.out == "still works\n", "\(o.failure?.message ?? o.err)")
+        #expect(await cgroupIsRemovedHere(o))
+    }
+
+    @Test func shutdownTearsDownThePreparedSandboxes() async {
+        let runtime = Self.makeRuntime("/tmp/toold-sandbox-tests-warm-stop", poolSize: 3)
+        #expect(await ready(runtime, 3))
+        let pids = runtime.core.warmPool!.readyPIDs
+        #expect(runtime.core.cgroups.liveSandboxes().count == 3)
+        runtime.shutdown()
+        #expect(runtime.core.cgroups.liveSandboxes().isEmpty)
+        for pid in pids {
+            // Reaped by the kernel (the zygote ignores SIGCHLD): gone, or at most a pid reused by another process.
+            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
+            #expect(!comm.hasPrefix("toold-sandbox"), "prepared sandbox \(pid) survived the shutdown")
+        }
+    }
+
+    func cgroupIsRemovedHere(_ outcome: SandboxOutcome) async -> Bool {
+        guard let name = outcome.cgroupName, !name.isEmpty else { return false }
+        for _ in 0..<300 {
+            if !Self.runtime.core.cgroups.liveSandboxes().contains(name) { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return false
+    }
+}
