@@ -149,20 +149,30 @@ public enum JSONCoding {
     public static func makeDecoder() -> JSONDecoder { JSONDecoder() }
 
     /// Parses one JSON text. Throws `JSONParseError` naming what is wrong.
+    /// (JSONText.swift: RFC 8259 exactly, nesting up to 512 levels.)
     public static func parse(_ bytes: some Collection<UInt8>) throws(JSONParseError) -> JSONValue {
-        guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidUTF8 }
-        do {
-            return try makeDecoder().decode(JSONValue.self, from: Data(bytes))
+        let result: Result<JSONValue, JSONParseError>? = bytes.withContiguousStorageIfAvailable { buffer in
+            parseContiguous(buffer)
+        }
+        return try (result ?? Array(bytes).withUnsafeBufferPointer { parseContiguous($0) }).get()
+    }
+
+    private static func parseContiguous(_ buffer: UnsafeBufferPointer<UInt8>) -> Result<JSONValue, JSONParseError> {
+        guard String(validating: buffer, as: UTF8.self) != nil else { return .failure(.invalidUTF8) }
+        do throws(JSONParseError) {
+            return .success(try JSONTextParser.parse(buffer))
         } catch {
-            throw .invalidJSON(Self.describe(error))
+            return .failure(error)
         }
     }
 
+    /// Compact, keys sorted (JSONText.swift). Cannot fail: non-finite doubles, which parsing never
+    /// produces, become null.
     public static func serialize(_ value: JSONValue) -> [UInt8] {
-        // Encoding a JSONValue cannot fail: every case maps to a JSON text (non-finite doubles excepted,
-        // which the parser never produces; they become null).
-        if let data = try? makeEncoder().encode(value) { return Array(data) }
-        return Array("null".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
+        JSONTextWriter.write(value, into: &out)
+        return out
     }
 
     public static func serializeString(_ value: JSONValue) -> String {
@@ -171,14 +181,15 @@ public enum JSONCoding {
 
     /// Converts a Codable value to its JSON form.
     public static func toJSON<T: Encodable>(_ value: T) throws -> JSONValue {
+        if let value = value as? JSONValue { return value }
         let data = try makeEncoder().encode(value)
-        return try makeDecoder().decode(JSONValue.self, from: data)
+        return try parse(data)
     }
 
     /// Converts a JSON value to a Codable type.
     public static func fromJSON<T: Decodable>(_ type: T.Type, _ value: JSONValue) throws -> T {
-        let data = try makeEncoder().encode(value)
-        return try makeDecoder().decode(type, from: data)
+        if let value = value as? T { return value }
+        return try makeDecoder().decode(type, from: Data(serialize(value)))
     }
 
     static func describe(_ error: any Error) -> String {
