@@ -131,6 +131,11 @@ rpc executions.list '{"tool": "exec", "limit": 100}' >"$T/history.json"
 n=$(jq "$T/history.json" 'len(d["result"]["executions"])')
 [[ "$n" =~ ^[0-9]+$ && "$n" -ge 5 ]] && pass "executions.list: the $n executions above are in the history (toold.db in the StateDirectory)" \
     || { fail "executions.list shows the executions above (got $n)"; detail <"$T/history.json"; }
+placement=$(journalctl -u toold --no-pager -o cat 2>/dev/null | grep -m1 -E "CLONE_INTO_CGROUP" || true)
+[[ "$placement" == *"are placed in their cgroup by clone3"* ]] \
+    && pass "cgroup v2: sandboxes are placed by clone3(CLONE_INTO_CGROUP), no migration" \
+    || fail "cgroup v2: sandboxes are placed by clone3(CLONE_INTO_CGROUP) (journal: ${placement:-nothing})"
+
 j=$(journalctl -u toold --no-pager -o cat TOOLD_TOOL=exec 2>/dev/null | grep -c "execution finished" || true)
 [[ "$j" -ge 5 ]] && pass "journalctl -u toold TOOLD_TOOL=exec finds the executions ($j)" \
     || { fail "journalctl -u toold TOOLD_TOOL=exec finds the executions (got $j)"; journalctl -u toold --no-pager -o verbose -n 30 2>&1 | detail 60; }

@@ -38,5 +38,7 @@ CS_HIDDEN int cs_seccomp_load(const void *prog);
 // init.c
 CS_HIDDEN _Noreturn void cs_init_main(const struct cs_spawn_config *c);
 CS_HIDDEN _Noreturn void cs_warm_wait(const struct cs_spawn_config *c);
+/// Non-zero in the zygote: every handler is SIG_DFL but SIGCHLD's and SIGPIPE's.
+CS_HIDDEN extern int cs_zygote_signals_known;
 
 #endif

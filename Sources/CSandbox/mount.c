@@ -100,6 +100,10 @@ static int run_op(const struct cs_mount_op *op) {
     case CS_MOUNT_SYMLINK:
         if (symlink(op->source, op->target) < 0) return -errno;
         return 0;
+    case CS_MOUNT_MKNOD:
+        if (mknod(op->target, S_IFCHR | (mode_t)(op->mode & 07777), (dev_t)op->flags) < 0) return -errno;
+        if (chmod(op->target, (mode_t)(op->mode & 07777)) < 0) return -errno;
+        return 0;
     default:
         return -EINVAL;
     }

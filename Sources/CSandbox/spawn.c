@@ -27,9 +27,16 @@
 #ifndef CLONE_PIDFD
 #define CLONE_PIDFD 0x00001000
 #endif
+#ifndef CLONE_INTO_CGROUP
+#define CLONE_INTO_CGROUP 0x200000000ULL
+#endif
 #ifndef P_PIDFD
 #define P_PIDFD 3
 #endif
+
+// Set by the zygote: its handlers are all SIG_DFL (posix_spawn reset them)
+// but the two it ignores, so a clone of it need reset only those.
+int cs_zygote_signals_known = 0;
 
 // Handlers are inherited from the daemon; SIG_IGN would even survive execve.
 // All signals stay blocked (the parent blocked them around clone) until the
@@ -38,6 +45,11 @@ static int reset_signal_handlers(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = SIG_DFL;
+    if (cs_zygote_signals_known) {
+        (void)sigaction(SIGCHLD, &sa, NULL);
+        (void)sigaction(SIGPIPE, &sa, NULL);
+        return 0;
+    }
     for (int sig = 1; sig < NSIG; sig++) {
         if (sig == SIGKILL || sig == SIGSTOP) continue;
         // glibc refuses its two internal signals (EINVAL); those are never SIG_IGN.
@@ -100,6 +112,10 @@ static int no_new_privs(void) {
 
 static struct timespec clone_time;
 
+// Set before the clone, read by the child in its copy: clone3 put it in its
+// cgroup already.
+static int placed_by_clone = 0;
+
 static void trace(const struct cs_spawn_config *c, int32_t step) {
     if (!c->trace_steps) return;
     struct timespec now;
@@ -128,7 +144,7 @@ static _Noreturn void child_main(const struct cs_spawn_config *c) {
     STEP(CS_STEP_CLOSE_FDS, close_foreign_fds(c));
     // Into the execution's cgroup before anything is allocated or forked, so
     // every page and process of the sandbox is counted and limited.
-    STEP(CS_STEP_CGROUP, cs_cgroup_join(c));
+    if (!placed_by_clone) STEP(CS_STEP_CGROUP, cs_cgroup_join(c));
     // After joining: the sandbox's cgroup becomes the namespace's root.
     STEP(CS_STEP_UNSHARE_CGROUP, new_cgroup_namespace());
     // Network and hostname need host root (CAP_SYS_ADMIN over the namespace
@@ -173,7 +189,7 @@ static _Noreturn void child_main(const struct cs_spawn_config *c) {
     cs_init_main(c);
 }
 
-pid_t cs_spawn(const struct cs_spawn_config *c, int *pidfd) {
+pid_t cs_spawn(const struct cs_spawn_config *c, int *pidfd, int *placed) {
     unsigned long flags = CLONE_NEWPID | CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_PIDFD;
     if (c->netns_fd < 0 && c->new_netns) flags |= CLONE_NEWNET;
     // Block every signal across clone so no daemon handler runs in the child.
@@ -184,12 +200,34 @@ pid_t cs_spawn(const struct cs_spawn_config *c, int *pidfd) {
     if (c->trace_steps) clock_gettime(CLOCK_MONOTONIC, &clone_time);
     // Exit signal 0: no SIGCHLD to the daemon, and a waitpid(-1) elsewhere in
     // the daemon cannot reap it (needs __WALL); we wait on the pidfd.
-    long pid = syscall(SYS_clone, flags | (unsigned long)(c->exit_signal & 0xff), NULL, &fd, NULL, NULL);
-    if (pid == 0) child_main(c);
-    int err = errno;
+    long pid = -1;
+    int err = ENOSYS;
+    int cgroup_fd = c->cgroup_dir != NULL ? open(c->cgroup_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+    if (cgroup_fd >= 0) {
+        struct clone_args args;
+        memset(&args, 0, sizeof args);
+        args.flags = flags | CLONE_INTO_CGROUP;
+        args.pidfd = (uint64_t)(uintptr_t)&fd;
+        args.exit_signal = (uint64_t)(c->exit_signal & 0xff);
+        args.cgroup = (uint64_t)cgroup_fd;
+        placed_by_clone = 1;
+        pid = syscall(SYS_clone3, &args, sizeof args);
+        if (pid == 0) child_main(c);
+        err = errno;
+        close(cgroup_fd);
+    }
+    // No clone3 or no CLONE_INTO_CGROUP (older kernels: ENOSYS, E2BIG,
+    // EINVAL), or v1: a plain clone, and the child joins by itself.
+    if (pid < 0 && (cgroup_fd < 0 || err == ENOSYS || err == E2BIG || err == EINVAL)) {
+        placed_by_clone = 0;
+        pid = syscall(SYS_clone, flags | (unsigned long)(c->exit_signal & 0xff), NULL, &fd, NULL, NULL);
+        if (pid == 0) child_main(c);
+        err = errno;
+    }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     if (pid < 0) return -err;
     *pidfd = fd;
+    if (placed != NULL) *placed = placed_by_clone;
     return (pid_t)pid;
 }
 

@@ -60,6 +60,8 @@ struct request_header {
 
 struct reply {
     int64_t result;
+    int32_t placed;   // 1: clone3 placed init in its cgroup (CLONE_INTO_CGROUP)
+    int32_t reserved;
 };
 
 // ---------------------------------------------------------------- flattening
@@ -123,6 +125,8 @@ static int flatten(const struct cs_spawn_config *c, struct writer *w) {
     uintptr_t v;
     v = put_strings(w, c->cgroup_procs, c->cgroup_procs_count);
     if (!w->failed) CFG(w)->cgroup_procs = AS_PTR(const char *const *, v);
+    v = put_string(w, c->cgroup_dir);
+    if (!w->failed) CFG(w)->cgroup_dir = AS_PTR(const char *, v);
     v = put_string(w, c->hostname);
     if (!w->failed) CFG(w)->hostname = AS_PTR(const char *, v);
     v = put_string(w, c->root_dir);
@@ -209,6 +213,7 @@ static int unflatten(char *buf, size_t size, struct cs_spawn_config **out) {
     struct reader r = {buf, size, 0};
     struct cs_spawn_config *c = (struct cs_spawn_config *)buf;
     c->cgroup_procs = fix_strings(&r, c->cgroup_procs, c->cgroup_procs_count);
+    c->cgroup_dir = fix_string(&r, c->cgroup_dir);
     c->hostname = fix_string(&r, c->hostname);
     c->root_dir = fix_string(&r, c->root_dir);
     if (c->mount_count < 0 || (size_t)c->mount_count > size / sizeof(struct cs_mount_op)) return -EINVAL;
@@ -356,7 +361,7 @@ int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out) {
     return 0;
 }
 
-pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd) {
+pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd, int *placed) {
     struct writer w = {NULL, 0, 0, 0};
     int r = flatten(c, &w);
     if (r < 0) {
@@ -366,7 +371,7 @@ pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd) {
     int fds[MAX_FDS] = {c->stdin_fd, c->stdout_fd, c->stderr_fd, c->report_fd, c->netns_fd};
     int nfds = c->netns_fd >= 0 ? 5 : 4;
     struct request_header header = {.body_size = w.len, .fd_count = nfds, .reserved = 0};
-    struct reply reply = {-EIO};
+    struct reply reply = {-EIO, 0, 0};
     int fd = -1;
     pthread_mutex_lock(&zygote_lock);
     r = send_with_fds(sock, &header, sizeof header, fds, nfds);
@@ -393,6 +398,7 @@ pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd) {
         return reply.result < 0 ? (pid_t)reply.result : -EPROTO;
     }
     *pidfd = fd;
+    if (placed != NULL) *placed = reply.placed;
     return (pid_t)reply.result;
 }
 
@@ -518,8 +524,18 @@ static _Noreturn void zygote_loop(int sock) {
     // Nothing of the daemon but stdio and the socket.
     close_range(ZYGOTE_FD + 1, ~0U, 0);
     // The kernel reaps every init as it exits (no zombies, no wait loop).
+    // Every handler to SIG_DFL once (a runtime constructor that ran before
+    // ours may have installed crash handlers), so each clone need reset only
+    // the two ignored below.
+    struct sigaction dfl;
+    memset(&dfl, 0, sizeof dfl);
+    dfl.sa_handler = SIG_DFL;
+    for (int sig = 1; sig < NSIG; sig++) {
+        if (sig != SIGKILL && sig != SIGSTOP) (void)sigaction(sig, &dfl, NULL);
+    }
     signal(SIGCHLD, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
+    cs_zygote_signals_known = 1;
     uint64_t magic = ZYGOTE_MAGIC;
     if (send_with_fds(sock, &magic, sizeof magic, NULL, 0) < 0) _exit(1);
     char *buf = NULL;
@@ -550,6 +566,7 @@ static _Noreturn void zygote_loop(int sock) {
         }
         struct cs_spawn_config *config = NULL;
         int pidfd = -1;
+        int placed = 0;
         if (result == 0) result = unflatten(buf, size, &config);
         if (result == 0) {
             config->stdin_fd = fds[0];
@@ -558,10 +575,10 @@ static _Noreturn void zygote_loop(int sock) {
             config->report_fd = fds[3];
             config->netns_fd = nfds == 5 ? fds[4] : -1;
             config->exit_signal = SIGCHLD;
-            result = cs_spawn(config, &pidfd);
+            result = cs_spawn(config, &pidfd, &placed);
         }
         for (int i = 0; i < nfds; i++) close(fds[i]);
-        struct reply reply = {result};
+        struct reply reply = {result, placed, 0};
         (void)send_with_fds(sock, &reply, sizeof reply, &pidfd, result > 0 ? 1 : 0);
         if (pidfd >= 0) close(pidfd);
     }

@@ -278,6 +278,10 @@ final class Execution {
         var config = cs_spawn_config()
         config.cgroup_procs = UnsafePointer(arena.array(procs))
         config.cgroup_procs_count = Int32(procs.count)
+        // v2: one directory, which the clone places the child in (CLONE_INTO_CGROUP).
+        if core.cgroups.layout == .v2, cgroup.directories.count == 1 {
+            config.cgroup_dir = UnsafePointer(arena.string(cgroup.directories[0]))
+        }
         config.hostname = UnsafePointer(arena.string(core.configuration.hostname))
         config.root_dir = UnsafePointer(arena.string(core.rootMountPoint))
         config.mounts = UnsafePointer(arena.array(ops))
@@ -381,8 +385,10 @@ final class Execution {
             config.trace_steps = traceTimings ? 1 : 0
 
             var pid: pid_t = -ENOTCONN
+            var placed: Int32 = 0
+            defer { if pid > 0 { core.notePlacement(placed != 0, wanted: config.cgroup_dir != nil) } }
             if core.zygoteSocket >= 0 {
-                pid = cs_zygote_spawn(core.zygoteSocket, &config, &pidfd)
+                pid = cs_zygote_spawn(core.zygoteSocket, &config, &pidfd, &placed)
                 viaZygote = pid > 0
                 if pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN {
                     logger.error("sandbox zygote is gone; cloning from the daemon")
@@ -390,7 +396,7 @@ final class Execution {
             }
             if !viaZygote && (core.zygoteSocket < 0 || pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN) {
                 config.exit_signal = 0
-                pid = cs_spawn(&config, &pidfd)
+                pid = cs_spawn(&config, &pidfd, &placed)
             }
             // The child has its copies; ours of its ends would hide EOF.
             for fd in [stdinChild, out.child, err.child, report.child, netns] where fd >= 0 {

@@ -44,7 +44,8 @@ struct HostLayout: Sendable {
     var procNullMasks: [String]
     var procTmpfsMasks: [String]
     var procReadOnly: [String]
-    var devices: [String]
+    /// The minimal /dev: name and device number of each host node present.
+    var devices: [(name: String, rdev: UInt64)]
 
     static func probe() -> HostLayout {
         var entries: [(String, RootEntry)] = []
@@ -61,7 +62,11 @@ struct HostLayout: Sendable {
             .filter { Posix.exists("/proc/" + $0) }
         let tmpfsMasks = ["acpi", "scsi", "asound", "driver", "pressure"].filter { Posix.fileType("/proc/" + $0) == S_IFDIR }
         let readOnly = ["sys", "irq", "bus", "fs"].filter { Posix.fileType("/proc/" + $0) == S_IFDIR }
-        let devices = ["null", "zero", "full", "random", "urandom", "tty"].filter { Posix.exists("/dev/" + $0) }
+        let devices = ["null", "zero", "full", "random", "urandom", "tty"].compactMap { name -> (String, UInt64)? in
+            var st = stat()
+            guard stat("/dev/" + name, &st) == 0, st.st_mode & S_IFMT == S_IFCHR else { return nil }
+            return (name, UInt64(st.st_rdev))
+        }
         var hostRoot: [(String, HostRootEntry)] = []
         for name in Posix.directoryEntries("/").sorted() {
             switch Posix.fileType("/" + name) {
@@ -145,28 +150,38 @@ enum MountPlan {
         //    after the proc mount, which they sit on.
         ops.append(MountOp(kind: CS_MOUNT_MKDIR, mode: 0o555, target: at("/proc"), insidePath: "/proc"))
         ops.append(MountOp(kind: CS_MOUNT_PROC, flags: hardened, target: at("/proc"), insidePath: "/proc"))
-        for name in host.procNullMasks {
-            ops.append(MountOp(kind: CS_MOUNT_BIND, flags: ro | MountFlags.noExec, source: "/dev/null",
-                               target: at("/proc/" + name), insidePath: "/proc/" + name))
+        // The first mask of each kind is made (read-only); the others are binds of it, which copy its
+        // flags — one remount and one tmpfs in all instead of one per path.
+        for (i, name) in host.procNullMasks.enumerated() {
+            let first = at("/proc/" + host.procNullMasks[0])
+            ops.append(MountOp(kind: CS_MOUNT_BIND, flags: i == 0 ? ro | MountFlags.noExec : 0,
+                               source: i == 0 ? "/dev/null" : first, target: at("/proc/" + name),
+                               insidePath: "/proc/" + name))
         }
-        for name in host.procTmpfsMasks {
-            ops.append(MountOp(kind: CS_MOUNT_TMPFS, flags: ro | MountFlags.noExec, target: at("/proc/" + name),
-                               data: "mode=0555,size=4k,nr_inodes=1", insidePath: "/proc/" + name))
+        for (i, name) in host.procTmpfsMasks.enumerated() {
+            if i == 0 {
+                ops.append(MountOp(kind: CS_MOUNT_TMPFS, flags: ro | MountFlags.noExec, target: at("/proc/" + name),
+                                   data: "mode=0555,size=4k,nr_inodes=1", insidePath: "/proc/" + name))
+            } else {
+                ops.append(MountOp(kind: CS_MOUNT_BIND, source: at("/proc/" + host.procTmpfsMasks[0]),
+                                   target: at("/proc/" + name), insidePath: "/proc/" + name))
+            }
         }
         for name in host.procReadOnly {
             ops.append(MountOp(kind: CS_MOUNT_BIND, flags: ro | MountFlags.noExec, source: at("/proc/" + name),
                                target: at("/proc/" + name), insidePath: "/proc/" + name))
         }
 
-        // 5. A minimal /dev: host device nodes bound onto empty files (the
-        //    tmpfs is not nodev, but the sandbox cannot mknod), the usual
+        // 5. A minimal /dev: the host's device numbers, made with mknod while
+        //    the child is still host root (the tmpfs is not nodev; the
+        //    sandbox cannot mknod: no capability, and seccomp), the usual
         //    links, a small /dev/shm; then /dev itself read-only.
         ops.append(MountOp(kind: CS_MOUNT_MKDIR, mode: 0o755, target: at("/dev"), insidePath: "/dev"))
         ops.append(MountOp(kind: CS_MOUNT_TMPFS, flags: MountFlags.noSUID | MountFlags.noExec, target: at("/dev"),
                            data: "mode=0755,size=64k,nr_inodes=64", insidePath: "/dev"))
-        for name in host.devices {
-            ops.append(MountOp(kind: CS_MOUNT_BIND, create: CS_CREATE_FILE, flags: MountFlags.noSUID | MountFlags.noExec,
-                               source: "/dev/" + name, target: at("/dev/" + name), insidePath: "/dev/" + name))
+        for (name, rdev) in host.devices {
+            ops.append(MountOp(kind: CS_MOUNT_MKNOD, flags: rdev, mode: 0o666, target: at("/dev/" + name),
+                               insidePath: "/dev/" + name))
         }
         for (name, target) in [("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
                                ("stderr", "/proc/self/fd/2")] {

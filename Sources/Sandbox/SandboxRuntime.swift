@@ -172,6 +172,8 @@ final class RuntimeCore: @unchecked Sendable {
     private let zygotePID: pid_t
     private let lockFD: Int32
     private let serial = Atomic<UInt64>(0)
+    /// Whether the first v2 placement was logged (see notePlacement).
+    private let placementLogged = Atomic<Bool>(false)
 
     init(configuration: SandboxConfiguration, logger: Logger) throws {
         self.configuration = configuration
@@ -291,6 +293,17 @@ final class RuntimeCore: @unchecked Sendable {
             return candidate
         }
         return nil
+    }
+
+    /// Says once, on cgroup v2, how sandboxes enter their cgroup: placed by clone3(CLONE_INTO_CGROUP), or
+    /// (kernels without it) by writing cgroup.procs, a migration that can wait for an RCU grace period.
+    func notePlacement(_ placed: Bool, wanted: Bool) {
+        guard wanted, !placementLogged.exchange(true, ordering: .relaxed) else { return }
+        if placed {
+            logger.info("sandboxes are placed in their cgroup by clone3(CLONE_INTO_CGROUP)")
+        } else {
+            logger.notice("clone3(CLONE_INTO_CGROUP) is unavailable; sandboxes join their cgroup through cgroup.procs")
+        }
     }
 
     func nextSerial() -> UInt64 {

@@ -231,7 +231,9 @@ extension RuntimeCore {
         config.envp = UnsafePointer(arena.stringArray([]))
         config.cwd = UnsafePointer(arena.string("/"))
         config.warm = 1
-        let pid = cs_zygote_spawn(zygoteSocket, &config, &pidfd)
+        var placed: Int32 = 0
+        let pid = cs_zygote_spawn(zygoteSocket, &config, &pidfd, &placed)
+        if pid > 0 { notePlacement(placed != 0, wanted: config.cgroup_dir != nil) }
         withExtendedLifetime(arena) {}
         guard pid > 0 else {
             pidfd = -1

@@ -89,6 +89,9 @@ enum cs_mount_kind {
     CS_MOUNT_RBIND,       // bind source and every submount to target, then
                           // mount_setattr(AT_RECURSIVE) with flags (MS_RDONLY,
                           // MS_NOSUID, MS_NODEV, MS_NOEXEC) on the whole tree
+    CS_MOUNT_MKNOD,       // mknod a character device at target: flags = its
+                          // dev_t, mode = its permissions (set exactly,
+                          // whatever the umask)
 };
 
 /// For CS_MOUNT_BIND: what to create at target before binding.
@@ -121,6 +124,12 @@ struct cs_spawn_config {
     /// cgroup.procs files to write "0" into (one per v1 hierarchy, one on v2).
     const char *const *cgroup_procs;
     int cgroup_procs_count;
+    /// cgroup v2: the sandbox's cgroup directory, or NULL. When set, the
+    /// clone places the child there itself (clone3 CLONE_INTO_CGROUP: no
+    /// migration, which on a busy machine waits for an RCU grace period and
+    /// holds up every fork meanwhile); cgroup_procs is the fallback for
+    /// kernels without it.
+    const char *cgroup_dir;
 
     const char *hostname;
     /// Empty host directory on which the root tmpfs is mounted (first op).
@@ -188,7 +197,8 @@ int cs_warm_start(int control, const struct cs_call *call);
 /// Clones the sandbox init. Returns its host pid (>0) and stores an O_CLOEXEC
 /// pidfd in *pidfd, or returns -errno. The child never returns here.
 /// The child's exit signal is 0: reap it with waitid(P_PIDFD, ..., __WALL).
-pid_t cs_spawn(const struct cs_spawn_config *config, int *pidfd);
+/// *placed (if not NULL) is 1 when clone3 put init in cgroup_dir itself.
+pid_t cs_spawn(const struct cs_spawn_config *config, int *pidfd, int *placed);
 
 /// The zygote: a small single-threaded process (the toold-sandbox-zygote
 /// executable at `path`, or with NULL this executable re-executed; either
@@ -199,7 +209,7 @@ int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out);
 /// Asks the zygote to clone a sandbox for `config` (thread-safe). Returns
 /// init's pid and an O_CLOEXEC pidfd in *pidfd, or -errno. The sandbox init
 /// is the zygote's child: poll the pidfd for its exit, do not waitid it.
-pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *config, int *pidfd);
+pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *config, int *pidfd, int *placed);
 
 /// Creates a fresh network namespace with `lo` up, on a short-lived helper
 /// thread (so no thread of the caller ever changes namespace). Returns an
