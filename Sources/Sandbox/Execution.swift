@@ -253,7 +253,16 @@ final class Execution {
             logger.error("setting a prepared sandbox's limits failed", metadata: ["toold.error": "\(error)"])
             return nil
         }
-        guard var outcome = spawnAndWait(cgroup: warm.cgroup, warm: warm) else { return nil }
+        // Ours from here: settle() waits for init's exit and closes the pidfd.
+        pidfd = warm.pidfd
+        viaZygote = true
+        guard var outcome = spawnAndWait(cgroup: warm.cgroup, warm: warm) else {
+            // Not handed over: the caller discards the sandbox (kills it, closes its pidfd and socket).
+            pidfd = -1
+            return nil
+        }
+        // Handed over, or a failure before the hand-over (pipes): at EOF an init still waiting exits.
+        close(warm.control)
         outcome.prepared = true
         return outcome
     }
@@ -344,13 +353,10 @@ final class Execution {
             call.envp = UnsafePointer(arena.stringArray(env))
             call.cwd = UnsafePointer(arena.string(spec.workingDirectory))
             let r = cs_warm_start(warm.control, &call)
-            close(warm.control)
             guard r == 0 else {
                 logger.warning("a prepared sandbox did not take its command", metadata: ["toold.errno": "\(errnoString(-r))"])
                 return nil
             }
-            pidfd = warm.pidfd
-            viaZygote = true
             // The hand-over is done; from here the sandbox is this execution's, like a cloned one.
             for fd in [stdinChild, out.child, err.child, report.child] {
                 close(fd)
