@@ -52,6 +52,13 @@ public final class SandboxRuntime: Sendable {
     /// Whether the kernel lets the sandbox user create its user namespace (detected at start; every
     /// sandbox needs one, so when this is false executions fail at stage "unshare").
     public let userNamespacesAvailable: Bool
+    /// The prepared-sandbox pool: its size (0 when off), how many are ready, and how many calls since start
+    /// used one or found none ready.
+    public var preparedSandboxes: (poolSize: Int, ready: Int, used: Int, missed: Int) {
+        guard let pool = core.warmPool else { return (0, 0, 0, 0) }
+        let counts = pool.counts
+        return (pool.capacity, counts.ready, counts.hits, counts.misses)
+    }
     /// Always true once init succeeded: the filter compiled and loads per sandbox.
     public var seccompAvailable: Bool { core.seccomp != nil }
 

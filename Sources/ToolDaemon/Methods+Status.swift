@@ -1,4 +1,5 @@
 import Foundation
+import Sandbox
 import ToolEngine
 import ToolProtocol
 
@@ -17,12 +18,19 @@ extension Dispatcher {
                         caller: context.caller,
                         cgroup: CgroupStatus(layout: runtime.cgroupLayout.rawValue, controllers: runtime.usableControllers),
                         sandbox: SandboxFeatures(
-                            userNamespaces: runtime.userNamespacesAvailable, seccomp: runtime.seccompAvailable),
+                            userNamespaces: runtime.userNamespacesAvailable, seccomp: runtime.seccompAvailable,
+                            prepared: PreparedSandboxes(runtime.preparedSandboxes)),
                         executions: executions.counts(perUser: context.caller.admin),
                         policy: executions.policy.status,
                         scheduler: SchedulerStatus(executions.scheduler.settings)))
             }
         ]
+    }
+}
+
+extension PreparedSandboxes {
+    init(_ pool: (poolSize: Int, ready: Int, used: Int, missed: Int)) {
+        self.init(poolSize: pool.poolSize, ready: pool.ready, used: pool.used, missed: pool.missed)
     }
 }
 

@@ -47,13 +47,37 @@ public struct CgroupStatus: Sendable, Equatable, Codable {
 public struct SandboxFeatures: Sendable, Equatable, Codable {
     public var userNamespaces: Bool
     public var seccomp: Bool
-    public init(userNamespaces: Bool, seccomp: Bool) {
+    public var prepared: PreparedSandboxes
+    public init(userNamespaces: Bool, seccomp: Bool, prepared: PreparedSandboxes = PreparedSandboxes()) {
         self.userNamespaces = userNamespaces
         self.seccomp = seccomp
+        self.prepared = prepared
     }
     enum CodingKeys: String, CodingKey {
         case userNamespaces = "user_namespaces"
-        case seccomp
+        case seccomp, prepared
+    }
+}
+
+/// The pool of sandboxes prepared ahead of demand (`warm_pool_size`).
+public struct PreparedSandboxes: Sendable, Equatable, Codable {
+    /// How many the daemon keeps ready (0: the pool is off).
+    public var poolSize: Int
+    /// Ready now.
+    public var ready: Int
+    /// Calls, since start, that ran in a prepared sandbox.
+    public var used: Int
+    /// Calls, since start, that could have used one but found none ready.
+    public var missed: Int
+    public init(poolSize: Int = 0, ready: Int = 0, used: Int = 0, missed: Int = 0) {
+        self.poolSize = poolSize
+        self.ready = ready
+        self.used = used
+        self.missed = missed
+    }
+    enum CodingKeys: String, CodingKey {
+        case poolSize = "pool_size"
+        case ready, used, missed
     }
 }
 

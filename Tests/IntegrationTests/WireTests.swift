@@ -22,6 +22,34 @@ import ToolProtocol
         #expect(status.executions == ExecutionCounts(running: 0, queued: 0, pendingApproval: 0, perUser: []))
         #expect(status.policy.source.hasSuffix("policy.json") && status.policy.error == nil)
         #expect(status.scheduler.maxRunning >= 1)
+        #expect(status.sandbox.prepared.poolSize == 4, "warm_pool_size defaults to 4")
+        #expect(human.stdout.contains("prepared:   "))
+    }
+
+    /// daemon.status counts the prepared sandboxes: a default call uses one, a call with its own tmp size
+    /// cannot; with warm_pool_size 0 there is no pool and nothing is counted.
+    @Test func statusCountsPreparedSandboxes() throws {
+        let daemon = try TestDaemon(["--warm-pool-size", "2"])
+        defer { daemon.stop() }
+        let client = try daemon.client()
+        defer { client.close() }
+        try waitUntil("2 sandboxes prepared", timeout: 20) { try client.status().sandbox.prepared.ready == 2 }
+        #expect(try client.exec(ExecParams(argv: ["/bin/true"])).status == .exited)
+        var ownTmp = ExecLimits()
+        ownTmp.tmpBytes = 8 << 20
+        #expect(try client.exec(ExecParams(argv: ["/bin/true"], limits: ownTmp)).status == .exited)
+        let prepared = try client.status().sandbox.prepared
+        #expect(prepared.poolSize == 2 && prepared.used == 1 && prepared.missed == 0, "\(prepared)")
+        try waitUntil("the pool refilled", timeout: 20) { try client.status().sandbox.prepared.ready == 2 }
+
+        let off = try TestDaemon(["--warm-pool-size", "0"])
+        defer { off.stop() }
+        let offClient = try off.client()
+        defer { offClient.close() }
+        #expect(try offClient.exec(ExecParams(argv: ["/bin/true"])).status == .exited)
+        #expect(try offClient.status().sandbox.prepared == PreparedSandboxes())
+        let human = try off.toolc(["status"])
+        #expect(human.stdout.contains("prepared:   off"), "\(human.stdout)")
     }
 
     @Test func nonRootPeerIsSeenByItsKernelCredentials() throws {

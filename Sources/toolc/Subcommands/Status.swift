@@ -30,6 +30,7 @@ struct Status: ParsableCommand {
             "groups:     \(c.groups.joined(separator: ", "))",
             "cgroups:    \(status.cgroup.layout) (usable: \(status.cgroup.controllers.isEmpty ? "none" : status.cgroup.controllers.joined(separator: ", ")))",
             "sandbox:    user namespaces \(status.sandbox.userNamespaces ? "yes" : "no"), seccomp \(status.sandbox.seccomp ? "yes" : "no")",
+            preparedLine(status.sandbox.prepared),
             "executions: \(e.running) running, \(e.queued) queued, \(e.pendingApproval) waiting for approval",
         ]
         for u in e.perUser ?? [] {
@@ -52,4 +53,10 @@ func formatDuration(ms: Int64) -> String {
     if s < 3600 { return "\(s / 60)m\(s % 60)s" }
     if s < 86400 { return "\(s / 3600)h\((s % 3600) / 60)m" }
     return "\(s / 86400)d\((s % 86400) / 3600)h"
+}
+
+/// "prepared:   3 of 4 ready; 120 calls used one, 5 found none ready" (or "off").
+func preparedLine(_ p: PreparedSandboxes) -> String {
+    guard p.poolSize > 0 else { return "prepared:   off (warm_pool_size 0): every call sets its sandbox up" }
+    return "prepared:   \(p.ready) of \(p.poolSize) sandboxes ready; \(p.used) calls used one, \(p.missed) found none ready"
 }
