@@ -9,7 +9,9 @@
 //
 // Serialising is compact, keys sorted by their UTF-8 bytes, "/" unescaped, control characters escaped
 // (\b \f \n \r \t, else \u00XX), everything else raw UTF-8; integral doubles below 9e15 print as
-// integers, non-finite doubles (which parsing never produces) as null.
+// integers, other numbers in Swift's shortest round-trip form, non-finite doubles (which parsing never
+// produces) as null. This is also the canonical form result-cache keys are hashed from
+// (ToolRecords/CanonicalJSON.swift, whose tests pin the bytes): it must not change between releases.
 
 struct JSONTextParser {
     static let maxDepth = 512
