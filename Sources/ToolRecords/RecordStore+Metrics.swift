@@ -7,7 +7,8 @@ extension RecordStore {
     /// The period when `metrics.get` names none: the 24 hours before `until`.
     public static let defaultMetricsPeriodMs: Int64 = 86_400_000
 
-    /// Figures of the calls that started in `[since, until)` (`until` defaults to `now`, `since` to 24 hours
+    /// Figures of the calls that started in `[since, until)` (`until` defaults to the millisecond after `now`,
+    /// so a call that started in the current millisecond counts; `since` to 24 hours
     /// before `until`), per tool, and per user when the viewer is an admin. Non-admins get figures over their
     /// own calls only (`users` absent); naming another user is `.permissionDenied`. Executions still
     /// `running` are not counted. Reads every finished row of both periods: cost grows with their length.
@@ -16,7 +17,7 @@ extension RecordStore {
     ) throws(RecordError)
         -> MetricsResult
     {
-        let until = params.until ?? now
+        let until = params.until ?? now.adding(milliseconds: 1)
         let since = params.since ?? until.adding(milliseconds: -Self.defaultMetricsPeriodMs)
         try Self.checkPeriod(since: since, until: until)
         let previousSince = since.adding(milliseconds: -(until.millisecondsSince1970 - since.millisecondsSince1970))

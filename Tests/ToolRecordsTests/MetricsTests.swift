@@ -74,6 +74,18 @@ import ToolRecords
         #expect(f.memoryBytesMean == 50_500 && f.memoryBytesPeak == 100_000)
     }
 
+    /// Without `until`, a call that started in the very millisecond of the query counts (a cache hit answers
+    /// within a millisecond, and a client may ask for metrics right after it).
+    @Test func theDefaultPeriodIncludesTheCurrentMillisecond() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let store = try dir.store()
+        try store.recordCompleted(Fixture.start(1, at: 5_000), Fixture.outcome(durationMs: 0, finishedAt: 5_000, cached: true))
+        let result = try store.metrics(MetricsGetParams(), viewer: Fixture.root, now: Fixture.at(5_000))
+        #expect(result.tools.first?.figures.calls == 1 && result.tools.first?.figures.cacheHits == 1)
+        #expect(result.until == Fixture.at(5_001))
+    }
+
     @Test func changeComparesWithThePreviousPeriodOfTheSameLength() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
@@ -137,7 +149,9 @@ import ToolRecords
         let store = try dir.store()
         let now = Fixture.at(48 * Self.hour)
         let result = try store.metrics(MetricsGetParams(), viewer: Fixture.ana, now: now)
-        #expect(result.until == now && result.since == now.adding(milliseconds: -24 * Self.hour))
+        // `until`: the millisecond after now (calls of the current millisecond count).
+        let until = now.adding(milliseconds: 1)
+        #expect(result.until == until && result.since == until.adding(milliseconds: -24 * Self.hour))
         #expect(result.tools.isEmpty)
         #expect {
             try store.metrics(MetricsGetParams(since: now.adding(milliseconds: 1)), viewer: Fixture.ana, now: now)
