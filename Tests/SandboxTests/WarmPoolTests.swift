@@ -143,10 +143,17 @@ import Testing
         #expect(runtime.core.cgroups.liveSandboxes().count == 3)
         runtime.shutdown()
         #expect(runtime.core.cgroups.liveSandboxes().isEmpty)
+        // Killed and reaped by the kernel (the zygote ignores SIGCHLD). The last moments of an exit (after
+        // its cgroup let go, before /proc forgets it) can still show the process: give that a moment.
+        func alive(_ pid: pid_t) -> Bool {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            return status.contains("toold-sandbox") && !status.contains("State:\tZ") && !status.contains("State:\tX")
+        }
+        for _ in 0..<500 where pids.contains(where: alive) {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
         for pid in pids {
-            // Reaped by the kernel (the zygote ignores SIGCHLD): gone, or at most a pid reused by another process.
-            let comm = (try? String(contentsOfFile: "/proc/\(pid)/comm", encoding: .utf8)) ?? ""
-            #expect(!comm.hasPrefix("toold-sandbox"), "prepared sandbox \(pid) survived the shutdown")
+            #expect(!alive(pid), "prepared sandbox \(pid) survived the shutdown")
         }
     }
 
