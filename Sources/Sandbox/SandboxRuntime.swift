@@ -17,6 +17,9 @@ public final class SandboxRuntime: Sendable {
     struct Registry {
         var shutDown = false
         var running: [UInt64: CancelSignal] = [:]
+        /// Execution threads not yet finished: an execution answers before it has torn its sandbox
+        /// down (`Execution.settle`), so this outlives its `running` entry.
+        var threads = 0
     }
 
     /// Detects cgroups, compiles the seccomp filter, prepares the /etc
@@ -77,6 +80,7 @@ public final class SandboxRuntime: Sendable {
         let admitted = registry.withLock { state -> Bool in
             guard !state.shutDown else { return false }
             state.running[serial] = cancel
+            state.threads += 1
             return true
         }
         guard admitted else {
@@ -94,8 +98,10 @@ public final class SandboxRuntime: Sendable {
                 let r = startDedicatedThread {
                     let execution = Execution(core: core, spec: spec, serial: serial, cancel: cancel, onOutput: onOutput)
                     execution.run { continuation.resume(returning: $0) }
+                    self.registry.withLock { $0.threads -= 1 }
                 }
                 if r != 0 {
+                    self.registry.withLock { $0.threads -= 1 }
                     continuation.resume(returning: .failedToStart(
                         SandboxFailure(stage: "pthread_create", errno: r, message: "pthread_create: \(errnoString(r))")))
                 }
@@ -105,8 +111,9 @@ public final class SandboxRuntime: Sendable {
         }
     }
 
-    /// Stops the network namespace pool and kills every running sandbox
-    /// (their runs return `cancelled`). Later runs fail to start.
+    /// Stops the pools and kills every running sandbox (their runs return `cancelled`), waits (up to
+    /// 10 s) for every execution to finish tearing its sandbox down, kills and removes whatever is still
+    /// in this daemon's sandbox cgroups, and removes their parent. Later runs fail to start.
     public func shutdown() {
         let running = registry.withLock { state -> [CancelSignal] in
             state.shutDown = true
@@ -115,6 +122,15 @@ public final class SandboxRuntime: Sendable {
         for cancel in running { cancel.fire() }
         core.warmPool?.stop()
         core.netnsPool.stop()
+        let deadline = Posix.monotonicNs() + 10_000_000_000
+        while registry.withLock({ $0.threads }) > 0 && Posix.monotonicNs() < deadline { Posix.sleepMs(10) }
+        // Normally nothing: every execution removed its own cgroup. What is left (a teardown still stuck
+        // after 10 s) would otherwise keep the parent, and the next daemon on another state directory
+        // would never find it.
+        let left = core.cgroups.removeLeftovers()
+        if left > 0 {
+            core.logger.warning("removed sandbox cgroups still present at stop", metadata: ["toold.count": "\(left)"])
+        }
         core.cgroups.releaseParent()
     }
 }

@@ -39,6 +39,8 @@ final class WarmPool: @unchecked Sendable {
     private let condition = NSCondition()
     private var ready: [WarmSandbox] = []
     private var stopped = false
+    /// The refill thread has returned (or never started).
+    private var finished = false
     private var hits = 0
     private var misses = 0
     let capacity: Int
@@ -58,8 +60,17 @@ final class WarmPool: @unchecked Sendable {
         self.limits = limits
         self.cgroups = cgroups
         self.logger = logger
-        guard capacity > 0 else { return }
-        let thread = Thread { [self] in self.refillLoop(prepare) }
+        guard capacity > 0 else {
+            finished = true
+            return
+        }
+        let thread = Thread { [self] in
+            self.refillLoop(prepare)
+            condition.lock()
+            finished = true
+            condition.broadcast()
+            condition.unlock()
+        }
         thread.name = "toold-warm-pool"
         thread.stackSize = 512 << 10
         thread.start()
@@ -97,7 +108,8 @@ final class WarmPool: @unchecked Sendable {
         return ready.map(\.pid)
     }
 
-    /// Tears down every prepared sandbox; the pool prepares no more.
+    /// Tears down every prepared sandbox and waits (up to 15 s) for the refill thread to return, so a
+    /// sandbox it was preparing is gone too (it discards that one itself); the pool prepares no more.
     func stop() {
         condition.lock()
         stopped = true
@@ -106,6 +118,10 @@ final class WarmPool: @unchecked Sendable {
         condition.broadcast()
         condition.unlock()
         for sandbox in all { discard(sandbox) }
+        let deadline = Date().addingTimeInterval(15)
+        condition.lock()
+        while !finished && condition.wait(until: deadline) {}
+        condition.unlock()
     }
 
     /// Kills a prepared sandbox that will not be used and removes its cgroup.

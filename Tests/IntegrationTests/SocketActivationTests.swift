@@ -82,10 +82,19 @@ import ToolProtocol
         c.onNotification = { if $0.method == RPCMethod.execStarted { started = true } }
         let id = try c.send(RPCMethod.exec, params: ["argv": ["sleep", "60"], "stream": true])
         while !started { _ = try c.call(RPCMethod.daemonStatus) }
+        // The daemon's sandbox cgroups: present now (the running sleep, the prepared sandboxes), all gone
+        // after the stop — a parent left behind is never found again once the state directory is gone.
+        let parent = RecordsSandboxCgroups.parentName(stateDirectory: daemon.stateDirectory)
+        func parents() throws -> String {
+            try runProgram("/usr/bin/find", ["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", parent]).stdout
+        }
+        #expect(try !parents().isEmpty)
         daemon.signal(SIGTERM)
         let result = try c.wait(for: id)
         #expect(result["status"] == "cancelled")
         #expect(daemon.stop() == 0)
+        let left = try parents()
+        #expect(left.isEmpty, "left behind: \(left)")
     }
 }
 

@@ -86,6 +86,8 @@ final class TestDaemon: @unchecked Sendable {
     // @unchecked: the Process is only touched from the test that owns this daemon.
     let dir: TempDir
     let socketPath: String
+    /// --state-dir (inside `dir`).
+    let stateDirectory: String
     let process = Process()
     let logURL: URL
     let policyURL: URL
@@ -123,8 +125,9 @@ final class TestDaemon: @unchecked Sendable {
         logURL = dir.url.appendingPathComponent("toold.log")
         policyURL = dir.url.appendingPathComponent("policy.json")
         try (policy ?? Self.defaultPolicy).write(to: policyURL, atomically: true, encoding: .utf8)
+        stateDirectory = dir.url.appendingPathComponent("state").path
         var arguments = [
-            "--socket", socketPath, "--state-dir", dir.url.appendingPathComponent("state").path, "--log-level", "debug",
+            "--socket", socketPath, "--state-dir", stateDirectory, "--log-level", "debug",
             "--policy", policyURL.path,
         ]
         if let config {
