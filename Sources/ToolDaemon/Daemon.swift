@@ -83,8 +83,18 @@ public enum Daemon {
 
         let signals = SignalStream(signals: [SIGTERM, SIGINT, SIGHUP])
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, min(4, System.coreCount)))
-        let activated = try Systemd.activatedSocket()
-        let listener = try await server.listen(group: group, activatedFD: activated)
+        let activated: CInt?
+        let listener: any Channel
+        do {
+            activated = try Systemd.activatedSocket()
+            listener = try await server.listen(group: group, activatedFD: activated)
+        } catch {
+            // Not serving (e.g. another daemon answers on the socket): take down what the runtime set up —
+            // prepared sandboxes, their cgroups and the parent — or they outlive this process.
+            runtime.shutdown()
+            try? await group.shutdownGracefully()
+            throw error
+        }
         let where_ = activated != nil ? "socket-activated \(configuration.socketPath)" : configuration.socketPath
         let summary = "cgroups \(runtime.cgroupLayout.rawValue) [\(runtime.usableControllers.joined(separator: ","))]"
         logger.info(

@@ -234,6 +234,11 @@ import ToolProtocol
             Binaries.toold, ["--socket", daemon.socketPath, "--state-dir", daemon.dir.path + "/state2"])
         #expect(second.status != 0)
         #expect(second.stderr.contains("another daemon is answering"))
+        // The refused daemon had set its sandbox runtime up (prepared sandboxes and their cgroups) before it
+        // found the socket taken: none of it outlives it.
+        let parent = RecordsSandboxCgroups.parentName(stateDirectory: daemon.dir.path + "/state2")
+        let left = try runProgram("/usr/bin/find", ["/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", parent]).stdout
+        #expect(left.isEmpty, "left behind: \(left)")
         #expect(try daemon.client().call(RPCMethod.daemonStatus)["version"] != nil)
         // A socket file nobody listens on is stale: a new daemon replaces it.
         let dir = try TempDir("stale")
