@@ -235,6 +235,11 @@ int cs_pidfd_send_signal(int pidfd, int sig) {
     return syscall(SYS_pidfd_send_signal, pidfd, sig, NULL, 0) < 0 ? -errno : 0;
 }
 
+int cs_pidfd_open(pid_t pid) {
+    long fd = syscall(SYS_pidfd_open, pid, 0);
+    return fd < 0 ? -errno : (int)fd;
+}
+
 int cs_pidfd_wait(int pidfd, int nohang, int *status) {
     siginfo_t info;
     memset(&info, 0, sizeof info);

@@ -4,6 +4,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSandbox
 
 /// What the runtime learned from a finished sandbox's cgroup.
 struct CgroupStats: Sendable {
@@ -191,15 +192,33 @@ enum CgroupFiles {
         // SIGKILL to init has usually done this already; this catches the rest.
         for attempt in 0..<200 {
             var found = false
-            for dir in directories {
-                for pid in pids(in: dir) where pid > 0 {
-                    found = true
-                    kill(pid, SIGKILL)
-                }
-            }
+            for dir in directories where killMembers(of: dir) > 0 { found = true }
             if !found { return }
             Posix.sleepMs(attempt < 20 ? 1 : 5)
         }
+    }
+
+    /// SIGKILLs every process listed in `directory`'s cgroup.procs; returns how many were listed.
+    ///
+    /// Never by number: a listed process may exit and its pid go to an unrelated host process before
+    /// the signal (the daemon is root; that one would die). Each pid is pinned with a pidfd first, then
+    /// the list is read again: a pid still listed after its pidfd was opened is held by a member, and
+    /// the pidfd is that member (or a process already gone, which the signal cannot reach).
+    @discardableResult
+    static func killMembers(of directory: String) -> Int {
+        let listed = pids(in: directory).filter { $0 > 0 }
+        guard !listed.isEmpty else { return 0 }
+        var pinned: [(pid: pid_t, fd: Int32)] = []
+        for pid in listed {
+            let fd = cs_pidfd_open(pid)
+            if fd >= 0 { pinned.append((pid, fd)) }
+        }
+        let members = Set(pids(in: directory))
+        for (pid, fd) in pinned {
+            if members.contains(pid) { _ = cs_pidfd_send_signal(fd, SIGKILL) }
+            close(fd)
+        }
+        return listed.count
     }
 
     static func removeDirectory(_ directory: String) throws(SyscallError) {
@@ -209,7 +228,7 @@ enum CgroupFiles {
             if rmdir(directory) == 0 || errno == ENOENT { return }
             let e = errno
             if e != EBUSY { throw SyscallError(call: "rmdir", path: directory, errno: e) }
-            if attempt % 50 == 49 { for pid in pids(in: directory) { kill(pid, SIGKILL) } }
+            if attempt % 50 == 49 { killMembers(of: directory) }
             Posix.sleepMs(attempt < 20 ? 1 : 5)
         }
         throw SyscallError(call: "rmdir", path: directory, errno: EBUSY)

@@ -226,6 +226,9 @@ int cs_seccomp_length(const void *prog);
 
 /// Thin wrappers the Swift side needs without importing kernel headers.
 int cs_pidfd_send_signal(int pidfd, int sig);
+/// pidfd_open(pid, 0) with O_CLOEXEC semantics (pidfds always are); returns
+/// the fd or -errno.
+int cs_pidfd_open(pid_t pid);
 /// waitid(P_PIDFD, pidfd, WEXITED|__WALL[|WNOHANG]); returns 0 and the wait
 /// status in *status, 1 if nohang and not yet exited, or -errno.
 int cs_pidfd_wait(int pidfd, int nohang, int *status);
