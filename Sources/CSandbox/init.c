@@ -4,7 +4,7 @@
 // sandbox PID namespace, unprivileged, seccomp-filtered, with every signal
 // blocked. Init forks the command, reaps every zombie reparented to it,
 // forwards termination signals to the command, and when the command exits
-// reports its wait status and exits — the kernel then kills whatever else is
+// reports its wait status (and which scratch tmpfs is full) and exits — the kernel then kills whatever else is
 // left in the namespace (double-forked daemons included).
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -78,6 +79,23 @@ static _Noreturn void command_main(const struct cs_spawn_config *c) {
     _exit(127);
 }
 
+// Which scratch filesystems (the tmp_bytes-sized tmpfs at /tmp and
+// /workspace) are full now: no block or no inode left. Read by init after the
+// command ended, while the mounts still exist; the daemon reports it as the
+// tmp_bytes violation. statfs is a plain system call: async-signal-safe.
+static int32_t scratch_full(void) {
+    static const struct {
+        const char *path;
+        int32_t bit;
+    } scratch[] = {{"/tmp", CS_SCRATCH_TMP_FULL}, {"/workspace", CS_SCRATCH_WORKSPACE_FULL}};
+    int32_t full = 0;
+    for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++) {
+        struct statfs st;
+        if (statfs(scratch[i].path, &st) == 0 && (st.f_bavail == 0 || st.f_ffree == 0)) full |= scratch[i].bit;
+    }
+    return full;
+}
+
 // The command's stack until execve: it shares init's memory (CLONE_VM) and
 // init waits (CLONE_VFORK), so nothing else uses it meanwhile.
 static char command_stack[64 * 1024] __attribute__((aligned(64)));
@@ -122,7 +140,7 @@ void cs_init_main(const struct cs_spawn_config *c) {
             pid_t done = waitpid(-1, &status, WNOHANG | __WALL);
             if (done <= 0) break;
             if (done == pid) {
-                cs_report_write(c->report_fd, CS_STEP_EXITED, status, 0);
+                cs_report_write(c->report_fd, CS_STEP_EXITED, status, scratch_full());
                 _exit(0);
             }
         }

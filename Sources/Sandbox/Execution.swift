@@ -159,6 +159,8 @@ final class Execution {
     private var traceStartUs: UInt64 = 0
     // Raw result of the loop, classified afterwards with the cgroup's stats.
     private var exitStatus: Int32?
+    /// From init's exit report: CS_SCRATCH_* bits of the tmpfs found full.
+    private var scratchFull: Int32 = 0
     private var initStatus: Int32?
     /// Init's pidfd; owned here from the clone until `settle` closes it.
     private var pidfd: Int32 = -1
@@ -182,6 +184,7 @@ final class Execution {
                 outcome.signal = status & 0x7f
             }
             if outcome.signal == SIGXFSZ { violations.append("file_bytes") }
+            if scratchFull != 0 { violations.append("tmp_bytes") }
             if killReason == .outputLimit {
                 outcome.status = .outputLimit
             } else if oom && !(exited && outcome.exitCode == 0) {
@@ -619,6 +622,7 @@ final class Execution {
             offset += size
             if record.step == Int32(CS_STEP_EXITED.rawValue) {
                 exitStatus = record.value
+                scratchFull = record.detail
             } else if record.step == Int32(CS_STEP_TRACE.rawValue) {
                 traceDetail += " \(String(cString: cs_step_name(record.detail)))@\(record.value)"
             } else if failure == nil {

@@ -146,7 +146,8 @@ public struct SandboxOutcome: Sendable {
     /// Peak memory of the sandbox's cgroup.
     public var memoryPeakBytes: UInt64
     /// Names of the limits that were hit: "pids", "memory_bytes",
-    /// "output_bytes", "file_bytes", "timeout_ms".
+    /// "output_bytes", "file_bytes", "tmp_bytes" (a scratch tmpfs full when
+    /// the command ended), "timeout_ms".
     public var violations: [String]
     /// Set when `status` is `failedToStart`.
     public var failure: SandboxFailure?

@@ -607,16 +607,20 @@ extension ExecResult {
         #expect(r.status == .exited, "\(r.summary)")
         #expect(r.stderr.contains("No space left"), "\(r.summary)")
         #expect(r.stdout.contains("rc=1"), "\(r.summary)")
+        // PROTOCOL.md: a full scratch tmpfs is a violation of tmp_bytes, though the command exited.
+        #expect(r.violations == ["tmp_bytes"], "\(r.summary)")
         let size = r.stdout.split(separator: "\n").dropFirst().first.flatMap { Int($0.trimmingCharacters(in: .whitespaces)) }
         #expect(size.map { $0 <= 4 << 20 && $0 > 3 << 20 } == true, "written: \(String(describing: size))")
         // /workspace has the same bound.
         let w = try daemon.exec(
             ExecParams(argv: ["sh", "-c", "head -c 8388608 /dev/zero > /workspace/big"], limits: ExecLimits(tmpBytes: 4 << 20)))
         #expect(w.status == .exited && w.exitCode != 0 && w.stderr.contains("No space left"), "\(w.summary)")
+        #expect(w.violations == ["tmp_bytes"], "\(w.summary)")
         // Within the limit it works.
         let ok = try daemon.exec(
             ExecParams(argv: ["sh", "-c", "head -c 2097152 /dev/zero > /tmp/f && wc -c < /tmp/f"], limits: ExecLimits(tmpBytes: 4 << 20)))
         #expect(ok.status == .exited && ok.exitCode == 0 && ok.stdout == "2097152\n", "\(ok.summary)")
+        #expect(ok.violations.isEmpty, "\(ok.summary)")
     }
 
     @Test func fileSizeLimit() throws {

@@ -162,6 +162,13 @@ struct SandboxRuntimeTests {
         #expect(o.status == .exited)
         #expect(o.exitCode != 0)
         #expect(o.err.contains("No space left on device"))
+        #expect(o.violations == ["tmp_bytes"], "\(o.violations)")
+        // /workspace too; a command that stays below the size hits nothing.
+        let w = await run(sh("head -c 3000000 /dev/zero > /workspace/big", limits: SandboxLimits(tmpBytes: 1 << 20)))
+        #expect(w.exitCode != 0 && w.violations == ["tmp_bytes"], "\(w.violations)")
+        let ok = await run(sh("head -c 500000 /dev/zero > /tmp/f && head -c 500000 /dev/zero > /workspace/f",
+                              limits: SandboxLimits(tmpBytes: 1 << 20)))
+        #expect(ok.exitCode == 0 && ok.violations.isEmpty, "\(ok.violations)")
     }
 
     @Test func fileSizeLimitKillsWithSIGXFSZ() async {

@@ -64,12 +64,20 @@ enum cs_step {
     CS_STEP_READY = 1002,
 };
 
+enum {
+    CS_SCRATCH_TMP_FULL = 1,
+    CS_SCRATCH_WORKSPACE_FULL = 2,
+};
+
 /// Returns the name of a step as it appears in failure messages.
 const char *cs_step_name(int32_t step);
 
 /// What the child writes to the report pipe. A failure carries the step, the
 /// errno and, for CS_STEP_MOUNT, the index of the failing mount operation.
-/// On success init writes {CS_STEP_EXITED, wait status, 0} once.
+/// On success init writes {CS_STEP_EXITED, wait status, scratch} once, where
+/// scratch has CS_SCRATCH_TMP_FULL and CS_SCRATCH_WORKSPACE_FULL set for each
+/// size-limited tmpfs that was full (no free block or inode) when the command
+/// ended — a write there saw ENOSPC, or the last one filled it exactly.
 struct cs_report {
     int32_t step;
     int32_t value;
