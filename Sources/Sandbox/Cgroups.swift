@@ -204,9 +204,11 @@ enum CgroupFiles {
     /// the signal (the daemon is root; that one would die). Each pid is pinned with a pidfd first, then
     /// the list is read again: a pid still listed after its pidfd was opened is held by a member, and
     /// the pidfd is that member (or a process already gone, which the signal cannot reach).
+    /// `firstListing` stands in for the first read of cgroup.procs (tests: a pid that left, or was
+    /// never a member, between the two reads).
     @discardableResult
-    static func killMembers(of directory: String) -> Int {
-        let listed = pids(in: directory).filter { $0 > 0 }
+    static func killMembers(of directory: String, firstListing: [pid_t]? = nil) -> Int {
+        let listed = (firstListing ?? pids(in: directory)).filter { $0 > 0 }
         guard !listed.isEmpty else { return 0 }
         var pinned: [(pid: pid_t, fd: Int32)] = []
         for pid in listed {
