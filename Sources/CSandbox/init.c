@@ -4,8 +4,9 @@
 // sandbox PID namespace, unprivileged, seccomp-filtered, with every signal
 // blocked. Init forks the command, reaps every zombie reparented to it,
 // forwards termination signals to the command, and when the command exits
-// reports its wait status (and which scratch tmpfs is full) and exits — the kernel then kills whatever else is
-// left in the namespace (double-forked daemons included).
+// reports its wait status (and which scratch tmpfs is full) and exits — the
+// kernel then kills whatever else is left in the namespace (double-forked
+// daemons included).
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
