@@ -19,6 +19,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var logLevel: Logger.Level = .info
     public var maxFrameBytes = Framing.defaultMaxFrameBytes
     public var maxConnections = 256
+    /// Connections one uid may hold at once (root is not capped): a client leaking connections cannot lock
+    /// the other users out of the global `maxConnections`.
+    public var maxConnectionsPerUser = 64
     /// A partial frame that receives no byte for this long closes the connection.
     public var readTimeoutMs = 10_000
     /// On SIGTERM, requests in flight get this long to finish before they are cancelled.
@@ -73,7 +76,7 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Names of the settings a config file may hold, as written in the file.
     static let fileKeys: Set<String> = [
         "socket", "state_dir", "socket_group", "admin_group", "log_level", "max_frame_bytes", "max_connections",
-        "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "warm_pool_size", "require_cgroup_limits", "limits",
+        "max_connections_per_user", "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "warm_pool_size", "require_cgroup_limits", "limits",
         "tools_dir", "policy", "scheduler", "records",
     ]
     static let recordsKeys: Set<String> = [
@@ -155,6 +158,7 @@ extension DaemonConfiguration {
         }
         try reader.integer("max_frame_bytes", in: 64...(1 << 30)) { maxFrameBytes = $0 }
         try reader.integer("max_connections", in: 1...100_000) { maxConnections = $0 }
+        try reader.integer("max_connections_per_user", in: 1...100_000) { maxConnectionsPerUser = $0 }
         try reader.integer("read_timeout_ms", in: 10...3_600_000) { readTimeoutMs = $0 }
         try reader.integer("shutdown_grace_ms", in: 0...3_600_000) { shutdownGraceMs = $0 }
         try reader.integer("netns_pool_size", in: 0...256) { netnsPoolSize = $0 }
@@ -176,6 +180,7 @@ extension DaemonConfiguration {
         // The same ranges the file reader applies, so a flag cannot set what the file may not.
         for (name, value, range) in [
             ("max_frame_bytes", maxFrameBytes, 64...(1 << 30)), ("max_connections", maxConnections, 1...100_000),
+            ("max_connections_per_user", maxConnectionsPerUser, 1...100_000),
             ("read_timeout_ms", readTimeoutMs, 10...3_600_000), ("shutdown_grace_ms", shutdownGraceMs, 0...3_600_000),
             ("netns_pool_size", netnsPoolSize, 0...256), ("warm_pool_size", warmPoolSize, 0...256),
             ("scheduler.max_running", maxRunning ?? 1, Self.schedulerRanges["max_running"]!),

@@ -46,9 +46,15 @@ final class Connection: Sendable {
             level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(SO_PEERGROUPS)
         ).map { (raw: toold_peer_groups) in PeerIdentity.groups(fromKernel: raw) }
             .recover { _ in nil }
-        credentials.and(groups).whenComplete { [identity, logger] result in
+        credentials.and(groups).whenComplete { [self, identity, logger] result in
             switch result {
             case .success(let (cred, kernelGroups)):
+                if let refusal = server.admitPeer(self, uid: cred.uid) {
+                    logger.debug("connection refused: per-user limit", metadata: ["toold.uid": "\(cred.uid)"])
+                    identity.fail(PeerRefused())
+                    fail(refusal)
+                    return
+                }
                 // NSS lookups may block (LDAP, sssd): keep them off the event loop.
                 Task.detached {
                     let caller = PeerIdentity.resolve(
@@ -75,6 +81,8 @@ final class Connection: Sendable {
             let caller: CallerIdentity
             do {
                 caller = try await identity.futureResult.get()
+            } catch is PeerRefused {
+                return  // answered and closing (per-user connection limit)
             } catch {
                 logger.error("cannot read peer credentials; closing", metadata: ["toold.error": "\(error)"])
                 channel.close(promise: nil)
@@ -169,6 +177,9 @@ final class Connection: Sendable {
         for task in tasks { task.cancel() }
     }
 }
+
+/// A connection refused once its peer was known (per-user connection limit); its requests are dropped.
+struct PeerRefused: Error {}
 
 /// The event-loop side of a connection: frames in, limits enforced, requests handed to `Connection`.
 final class ConnectionHandler: ChannelInboundHandler {

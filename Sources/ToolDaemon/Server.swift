@@ -19,6 +19,9 @@ final class Server: Sendable {
 
     private struct State {
         var connections: [UInt64: Connection] = [:]
+        /// The peer uid of each connection counted against `maxConnectionsPerUser`, and the counts.
+        var peers: [UInt64: UInt32] = [:]
+        var perUser: [UInt32: Int] = [:]
         var draining = false
     }
 
@@ -52,8 +55,31 @@ final class Server: Sendable {
         }
     }
 
+    /// Counts an admitted connection against its peer's uid once the kernel has told who it is, or says
+    /// why it is refused: one uid (root excepted) holds at most `maxConnectionsPerUser`, so a client that
+    /// leaks connections exhausts its own share, not everyone's.
+    func admitPeer(_ connection: Connection, uid: UInt32) -> RPCError? {
+        guard uid != 0 else { return nil }
+        let limit = configuration.maxConnectionsPerUser
+        return state.withLock { s -> RPCError? in
+            guard s.connections[connection.id] != nil else { return nil }  // already gone: nothing to count
+            let held = s.perUser[uid, default: 0]
+            if held >= limit {
+                return .overloaded("connection limit of \(limit) per user reached (uid \(uid))", retryAfterMs: 1000)
+            }
+            s.perUser[uid] = held + 1
+            s.peers[connection.id] = uid
+            return nil
+        }
+    }
+
     func release(_ connection: Connection) {
-        _ = state.withLock { $0.connections.removeValue(forKey: connection.id) }
+        state.withLock { s in
+            s.connections.removeValue(forKey: connection.id)
+            guard let uid = s.peers.removeValue(forKey: connection.id) else { return }
+            let held = s.perUser[uid, default: 1] - 1
+            s.perUser[uid] = held > 0 ? held : nil
+        }
     }
 
     func requestStarted() { inFlight.add(1, ordering: .relaxed) }

@@ -26,6 +26,8 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("admin-group"), help: "Members of this group are admins (default toold-admin).") var adminGroup: String?
     @Option(name: .customLong("max-frame-bytes"), help: "Largest frame accepted (default 16777216).") var maxFrameBytes: Int?
     @Option(name: .customLong("max-connections"), help: "Connections served at once (default 256).") var maxConnections: Int?
+    @Option(name: .customLong("max-connections-per-user"), help: "Connections one user may hold at once; root is not capped (default 64).")
+    var maxConnectionsPerUser: Int?
     @Option(name: .customLong("read-timeout-ms"), help: "A stalled partial frame closes the connection after this (default 10000).") var readTimeoutMs: Int?
     @Option(name: .customLong("shutdown-grace-ms"), help: "Time requests get to finish on stop (default 10000).") var shutdownGraceMs: Int?
     @Option(name: .customLong("sandbox-user"), help: "Unprivileged host user sandboxes run as (default toold-sandbox).") var sandboxUser: String?
@@ -87,6 +89,7 @@ struct Toold: AsyncParsableCommand {
         }
         if let maxFrameBytes { c.maxFrameBytes = maxFrameBytes }
         if let maxConnections { c.maxConnections = maxConnections }
+        if let maxConnectionsPerUser { c.maxConnectionsPerUser = maxConnectionsPerUser }
         if let readTimeoutMs { c.readTimeoutMs = readTimeoutMs }
         if let shutdownGraceMs { c.shutdownGraceMs = shutdownGraceMs }
         if let netnsPoolSize { c.netnsPoolSize = netnsPoolSize }

@@ -227,6 +227,82 @@ import ToolProtocol
         #expect(try daemon.client().call(RPCMethod.daemonStatus)["version"] != nil)
     }
 
+    /// A client that opens `n` connections as one uid, asks `daemon.status` on each and prints what it got
+    /// (`ok`, `error CODE MESSAGE` or `closed`), holds them `hold` seconds, closes the first admitted one
+    /// and prints what a new connection gets (`again …`).
+    static let connectionHolder = #"""
+        import json, socket, struct, sys, time
+        path, n, hold = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+        def connect():
+            s = socket.socket(socket.AF_UNIX); s.connect(path); return s
+        def read_exact(s, k):
+            data = b""
+            while len(data) < k:
+                chunk = s.recv(k - len(data))
+                if not chunk: return None
+                data += chunk
+            return data
+        def status(s):
+            body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "daemon.status"}).encode()
+            try: s.sendall(struct.pack(">I", len(body)) + body)
+            except OSError: pass
+            head = read_exact(s, 4)
+            body = head and read_exact(s, struct.unpack(">I", head)[0])
+            if not body: return "closed"
+            m = json.loads(body)
+            return "error %d %s" % (m["error"]["code"], m["error"]["message"]) if "error" in m else "ok"
+        socks = [connect() for _ in range(n)]
+        answers = [status(s) for s in socks]
+        for a in answers: print(a, flush=True)
+        time.sleep(hold)
+        socks[answers.index("ok")].close()
+        time.sleep(0.3)
+        print("again " + status(connect()), flush=True)
+        """#
+
+    /// One uid holds at most `max_connections_per_user`: its extra connection is refused `overloaded`
+    /// naming the limit, while another user and root (not capped) still get in, and the uid gets in again
+    /// once it closes one.
+    @Test func perUserConnectionLimitKeepsTheOthersIn() throws {
+        let daemon = try TestDaemon(["--max-connections-per-user", "2"])
+        defer { daemon.stop() }
+        let group = groupID("toold") ?? 0
+        let dir = try TempDir("conn-holder")
+        defer { dir.remove() }
+        let outPath = dir.path + "/out"
+        _ = FileManager.default.createFile(atPath: outPath, contents: nil)
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
+        holder.arguments = [
+            "--reuid", "64501", "--regid", "64501", "--groups", "\(group)", "--", "/usr/bin/python3", "-c",
+            Self.connectionHolder, daemon.socketPath, "3", "3",
+        ]
+        holder.standardOutput = try FileHandle(forWritingTo: URL(fileURLWithPath: outPath))
+        try holder.run()
+        defer { if holder.isRunning { holder.terminate() } }
+        func lines() -> [String] {
+            ((try? String(contentsOfFile: outPath, encoding: .utf8)) ?? "").split(separator: "\n").map(String.init)
+        }
+        let deadline = Date().addingTimeInterval(20)
+        while lines().count < 3 && Date() < deadline { usleep(50_000) }
+        // Which of the three is refused depends on which event loop admits first: exactly one is.
+        let held = lines()
+        #expect(held.filter { $0 == "ok" }.count == 2, "\(held)")
+        let refused = held.filter { $0 != "ok" }
+        #expect(refused.count == 1 && refused[0].hasPrefix("error \(RPCErrorCode.overloaded) "), "\(held)")
+        #expect(refused.first?.contains("2 per user") == true, "\(held)")
+
+        // While 64501 holds its two: another user gets its own two, root is not capped.
+        let other = try runProgram(
+            "/usr/bin/python3", ["-c", Self.connectionHolder, daemon.socketPath, "2", "0"], asUID: 64502, groups: [group])
+        #expect(other.stdout.split(separator: "\n") == ["ok", "ok", "again ok"], "\(other.stdout) \(other.stderr)")
+        let rootClients = try (0..<3).map { _ in try daemon.client() }
+        for c in rootClients { #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil) }
+
+        holder.waitUntilExit()
+        #expect(lines().last == "again ok", "\(lines())")
+    }
+
     @Test func refusesToStealALiveSocketAndReplacesAStaleOne() throws {
         let daemon = try TestDaemon()
         defer { daemon.stop() }
