@@ -396,14 +396,12 @@ final class Execution {
             var pid: pid_t = -ENOTCONN
             var placed: Int32 = 0
             defer { if pid > 0 { core.notePlacement(placed != 0, wanted: config.cgroup_dir != nil) } }
-            if core.zygoteSocket >= 0 {
-                pid = cs_zygote_spawn(core.zygoteSocket, &config, &pidfd, &placed)
+            if let zygote = core.zygote {
+                pid = zygote.spawn(&config, pidfd: &pidfd, placed: &placed)
                 viaZygote = pid > 0
-                if pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN {
-                    logger.error("sandbox zygote is gone; cloning from the daemon")
-                }
             }
-            if !viaZygote && (core.zygoteSocket < 0 || pid == -EPIPE || pid == -ECONNRESET || pid == -ENOTCONN) {
+            // No zygote, or none now (gone, and not restarted): clone from the daemon.
+            if !viaZygote && Zygote.isGone(pid) {
                 config.exit_signal = 0
                 pid = cs_spawn(&config, &pidfd, &placed)
             }

@@ -190,9 +190,8 @@ final class RuntimeCore: @unchecked Sendable {
     let netnsPool: NetnsPool
     /// Sandboxes prepared ahead of demand; nil without the zygote or with a size of 0.
     private(set) var warmPool: WarmPool?
-    /// Socket to the zygote (see CSandbox/zygote.c), or -1: clone directly.
-    let zygoteSocket: Int32
-    private let zygotePID: pid_t
+    /// The process sandboxes are cloned from (see Zygote.swift), or nil: clone directly.
+    let zygote: Zygote?
     private let lockFD: Int32
     private let serial = Atomic<UInt64>(0)
     /// Whether the first v2 placement was logged (see notePlacement).
@@ -262,23 +261,17 @@ final class RuntimeCore: @unchecked Sendable {
         if leftovers > 0 {
             logger.warning("removed sandbox cgroups left by a previous run", metadata: ["toold.count": "\(leftovers)"])
         }
-        var socket: Int32 = -1
-        var zygote: pid_t = 0
         if configuration.useZygote {
             let helper = Self.zygoteExecutable()
             if helper == nil {
                 logger.notice("toold-sandbox-zygote is not installed beside toold; the zygote re-runs toold (clones copy more)")
             }
-            let r = helper.map { cs_zygote_start($0, &socket, &zygote) } ?? cs_zygote_start(nil, &socket, &zygote)
-            if r < 0 {
-                logger.warning("sandbox zygote did not start; cloning from the daemon", metadata: ["toold.errno": "\(errnoString(-r))"])
-                socket = -1
-            }
+            zygote = Zygote(executable: helper, logger: logger)
+        } else {
+            zygote = nil
         }
-        zygoteSocket = socket
-        zygotePID = zygote
         netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), logger: logger)
-        if zygoteSocket >= 0 && configuration.warmPoolSize > 0 {
+        if zygote != nil && configuration.warmPoolSize > 0 {
             let limits = configuration.warmLimits
             warmPool = WarmPool(
                 capacity: configuration.warmPoolSize, limits: limits, cgroups: cgroups, logger: logger
@@ -297,7 +290,7 @@ final class RuntimeCore: @unchecked Sendable {
                 "toold.seccomp_instructions": "\(cs_seccomp_length(prog))",
                 "toold.sandbox_uid": "\(hostUID)",
                 "toold.netns_pool": "\(configuration.netnsPoolSize)",
-                "toold.zygote_pid": "\(zygote)",
+                "toold.zygote_pid": "\(zygote?.status.pid ?? 0)",
                 "toold.warm_pool": "\(warmPool?.capacity ?? 0)",
             ]
         )
@@ -335,12 +328,7 @@ final class RuntimeCore: @unchecked Sendable {
 
     deinit {
         warmPool?.stop()
-        if zygoteSocket >= 0 {
-            // EOF ends the zygote; reap it.
-            close(zygoteSocket)
-            var status: Int32 = 0
-            waitpid(zygotePID, &status, 0)
-        }
+        zygote?.stop()
         netnsPool.stop()
         cs_seccomp_free(seccomp)
         close(lockFD)

@@ -248,7 +248,8 @@ extension RuntimeCore {
         config.cwd = UnsafePointer(arena.string("/"))
         config.warm = 1
         var placed: Int32 = 0
-        let pid = cs_zygote_spawn(zygoteSocket, &config, &pidfd, &placed)
+        guard let zygote else { return failed("zygote", ENOTCONN) }
+        let pid = zygote.spawn(&config, pidfd: &pidfd, placed: &placed)
         if pid > 0 { notePlacement(placed != 0, wanted: config.cgroup_dir != nil) }
         withExtendedLifetime(arena) {}
         guard pid > 0 else {

@@ -157,6 +157,61 @@ import Testing
         }
     }
 
+    /// A zygote that dies (here SIGKILL; in life the OOM killer or an operator) takes its prepared
+    /// sandboxes with it. Calls keep working meanwhile (a dead prepared sandbox is not used; the call
+    /// clones from the daemon when no zygote runs), the next spawn starts a new zygote (at most once a
+    /// second), the old one is reaped, and the pool serves calls again from the new one.
+    @Test func aDeadZygoteIsReplacedAndThePoolServesAgain() async throws {
+        let runtime = Self.makeRuntime("/tmp/toold-sandbox-tests-zygote", poolSize: 2)
+        defer { runtime.shutdown() }
+        let zygote = try #require(runtime.core.zygote)
+        #expect(await ready(runtime, 2))
+        let old = zygote.status.pid
+        #expect(old > 0 && zygote.status.restarts == 0)
+        let prepared = runtime.core.warmPool?.readyPIDs ?? []
+        kill(old, SIGKILL)
+        // Its death kills its sandboxes (PR_SET_PDEATHSIG) — a call in flight then dies too; wait for it,
+        // so the first call below meets the aftermath, not the moment.
+        func alive(_ pid: pid_t) -> Bool {
+            let status = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)) ?? ""
+            return !status.isEmpty && !status.contains("State:\tZ") && !status.contains("State:\tX")
+        }
+        for _ in 0..<500 where ([old] + prepared).contains(where: alive) {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        func runs(_ id: String) async -> SandboxOutcome {
+            await runtime.run(SandboxSpec(executionID: id, argv: ["/bin/sh", "-c", "echo ok"])) { _, _ in }
+        }
+        let right = await runs("zygote-killed")
+        #expect(right.status == .exited && right.stdout == Array("ok\n".utf8), "\(right.failure?.message ?? "")")
+        try await Task.sleep(for: .milliseconds(1100))
+        let after = await runs("zygote-restarted")
+        #expect(after.status == .exited && after.stdout == Array("ok\n".utf8), "\(after.failure?.message ?? "")")
+        let now = zygote.status
+        #expect(now.pid > 0 && now.pid != old && now.restarts >= 1, "\(now)")
+        #expect(kill(now.pid, 0) == 0)
+        // The old zygote was reaped, not left a zombie of the daemon.
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(old)"))
+        // Prepared sandboxes again, from the new zygote, and a call uses one.
+        let pool = try #require(runtime.core.warmPool)
+        var fresh = false
+        for _ in 0..<500 where !fresh {
+            fresh = pool.readyPIDs.contains { pid in
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                return stat.split(separator: ")").last?.split(separator: " ").dropFirst(1).first == Substring("\(now.pid)")
+            }
+            if !fresh { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(fresh, "no prepared sandbox of the new zygote \(now.pid)")
+        let hits = pool.counts.hits
+        var served = false
+        for i in 0..<4 where !served {
+            #expect(await runs("zygote-pool-\(i)").status == .exited)
+            served = pool.counts.hits > hits
+        }
+        #expect(served)
+    }
+
     func cgroupIsRemovedHere(_ outcome: SandboxOutcome) async -> Bool {
         guard let name = outcome.cgroupName, !name.isEmpty else { return false }
         for _ in 0..<300 {
