@@ -193,6 +193,33 @@ extension ExecResult {
         #expect(f.status == .exited && f.exitCode == 1, "\(f.summary)")
     }
 
+    /// The daemon's sandbox zygote killed (as the OOM killer might): `toolc exec` keeps working, and a new
+    /// zygote (another child of the daemon) takes over.
+    @Test func aKilledZygoteIsReplaced() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        func zygotes() -> [Int32] {
+            let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+            return entries.compactMap { Int32($0) }.filter { pid in
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+                return stat.contains("(toold-sandbox-z") && fields.count > 1 && fields[0] != "Z"
+                    && fields[1] == Substring("\(daemon.process.processIdentifier)")
+            }
+        }
+        let first = zygotes()
+        #expect(first.count == 1, "\(first)")
+        for pid in first { kill(pid, SIGKILL) }
+        for _ in 0..<200 where !Set(zygotes()).isDisjoint(with: first) { usleep(10_000) }
+        for i in 0..<3 {
+            let out = try daemon.toolc(["exec", "--", "echo", "call \(i)"])
+            #expect(out.status == 0 && out.stdout == "call \(i)\n", "\(out.status) \(out.stderr)")
+            usleep(600_000)
+        }
+        let now = zygotes()
+        #expect(now.count == 1 && now.first != first.first, "before \(first), now \(now)")
+    }
+
     @Test func signalKillIsReportedAsSignaled() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
