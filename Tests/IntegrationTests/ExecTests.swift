@@ -261,6 +261,24 @@ extension ExecResult {
         #expect(both.errorCode == RPCErrorCode.invalidParams, "\(JSONCoding.serializeString(both))")
     }
 
+    /// toolc sends stdin inside the request, so it reads at most `--stdin-limit` (default 11 MiB): more —
+    /// or an endless pipe — is a usage error (64) naming the limit, never an unbounded read.
+    @Test func toolcStdinIsBounded() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        let kib = [UInt8](repeating: UInt8(ascii: "a"), count: 1024)
+        let fits = try daemon.runToolc(["exec", "--stdin-limit", "1K", "--", "wc", "-c"], stdin: kib)
+        #expect(fits.status == 0 && fits.stdout == "1024\n", "\(fits.status) \(fits.stderr)")
+        let over = try daemon.runToolc(["exec", "--stdin-limit", "1K", "--", "wc", "-c"], stdin: kib + [0x0a])
+        #expect(over.status == 64 && over.stdout.isEmpty, "\(over.status) \(over.stdout)")
+        #expect(over.stderr.contains("larger than 1024 bytes"), "\(over.stderr)")
+        // An endless pipe ends at the default limit.
+        let endless = try runProgram(
+            "/bin/sh", ["-c", "yes | \(Binaries.toolc) exec -- true"], environment: ["TOOLD_SOCKET": daemon.socketPath])
+        #expect(endless.status == 64, "\(endless.status) \(endless.stderr)")
+        #expect(endless.stderr.contains("larger than \(11 << 20) bytes"), "\(endless.stderr)")
+    }
+
     @Test func toolcPassesLargeNULHeavyStdinThrough() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }

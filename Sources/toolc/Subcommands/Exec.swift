@@ -32,7 +32,15 @@ struct Exec: ParsableCommand {
     @Option(help: "Isolation mode: sandbox (default), read_only, network or trusted; network and trusted need the policy's permission.")
     var mode: String?
     @Flag(name: .customLong("no-stdin"), help: "Do not pass standard input through.") var noStdin = false
+    @Option(
+        name: .customLong("stdin-limit"),
+        help: "Largest standard input passed through, e.g. 1M (default 11M, which fits the daemon's default 16 MiB frame even as base64); more is an error, exit 64."
+    )
+    var stdinLimit: String?
     @Argument(parsing: .postTerminator, help: "The command and its arguments, after --.") var command: [String] = []
+
+    /// 11 MiB: as base64 (15 MiB) it still fits the default 16 MiB frame with room for the rest.
+    static let defaultStdinLimit: UInt64 = 11 << 20
 
     func validate() throws {
         if command.isEmpty { throw ValidationError("give the command after --, e.g. toolc exec -- ls -l") }
@@ -63,7 +71,14 @@ struct Exec: ParsableCommand {
         params.timeoutMs = try timeout.map { try parseDuration($0) }
         params.limits = limits == ExecLimits() ? nil : limits
         if !noStdin && isatty(0) == 0 {
-            let input = readAllStdin()
+            // The request carries stdin whole: an endless pipe must end in an error, not in toolc's OOM.
+            let limit = try stdinLimit.map { try parseSize($0, flag: "--stdin-limit") } ?? Self.defaultStdinLimit
+            guard let input = readStdin(limit: Int(clamping: limit)) else {
+                printError(
+                    "toolc: standard input is larger than \(limit) bytes (--stdin-limit); exec carries it in the request. "
+                        + "Pass less, raise --stdin-limit (the request must fit the daemon's max_frame_bytes), or use --no-stdin")
+                throw ExitCode(64)
+            }
             if let text = String(validating: input, as: UTF8.self), jsonEscapedSize(input) <= (input.count + 2) / 3 * 4 {
                 params.stdin = text
             } else {
@@ -143,13 +158,15 @@ func jsonEscapedSize(_ input: [UInt8]) -> Int {
     }
 }
 
-func readAllStdin() -> [UInt8] {
+/// All of standard input, or nil as soon as it holds more than `limit` bytes.
+func readStdin(limit: Int) -> [UInt8]? {
     var data: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
         if n < 0 && errno == EINTR { continue }
         if n <= 0 { return data }
+        if n > limit - data.count { return nil }
         data.append(contentsOf: chunk[0..<n])
     }
 }

@@ -123,7 +123,11 @@ func callDaemon(_ options: ClientOptions, _ method: String, _ params: JSONValue)
 func readJSONArgument(_ path: String, what: String) throws -> JSONValue {
     let bytes: [UInt8]
     if path == "-" {
-        bytes = readAllStdin()
+        // A JSON document for one request: no bigger than the largest frame the daemon accepts by default.
+        guard let input = readStdin(limit: Framing.defaultMaxFrameBytes) else {
+            throw ValidationError("the \(what) on standard input is larger than \(Framing.defaultMaxFrameBytes) bytes")
+        }
+        bytes = input
     } else {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw ValidationError("cannot read the \(what) file \(path)")
