@@ -158,7 +158,10 @@ public enum Daemon {
         }
 
         let inFlight = server.requestsInFlight
-        Systemd.notify("STOPPING=1\nSTATUS=Stopping: \(inFlight) requests in flight")
+        // The unit's TimeoutStopSec (30 s) would cut a longer grace short: ask for the grace plus what the
+        // rest of the stop may take (5 s of cancellation, then tearing down the prepared sandboxes).
+        let stopBudgetUs = (UInt64(current.shutdownGraceMs) + Self.stopAfterGraceMs) * 1000
+        Systemd.notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=\(stopBudgetUs)\nSTATUS=Stopping: \(inFlight) requests in flight")
         logger.info("stopping", metadata: ["toold.requests": "\(inFlight)", "toold.event": "stopping"])
         try? await listener.close()
         await server.drain(grace: .milliseconds(current.shutdownGraceMs))
@@ -177,6 +180,10 @@ public enum Daemon {
         logger.info("stopped", metadata: ["toold.event": "stopped"])
         return 0
     }
+
+    /// What a stop may take after the grace period: cancelling what still runs (up to 5 s), flushing records,
+    /// and the sandbox runtime's shutdown (the prepared-sandbox thread gets up to 15 s).
+    static let stopAfterGraceMs: UInt64 = 30_000
 
     /// The daemon as the actor of actions without a request (reloads), for the audit.
     static var daemonIdentity: CallerIdentity {

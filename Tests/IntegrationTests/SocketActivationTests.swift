@@ -55,7 +55,9 @@ import ToolProtocol
         #expect(try ToolClient(socketPath: socketPath).call(RPCMethod.daemonStatus)["version"] != nil)
 
         kill(activator.processIdentifier, SIGTERM)
-        _ = try notify.waitFor("STOPPING=1")
+        let stopping = try notify.waitFor("STOPPING=1")
+        // The stop may outlast the unit's TimeoutStopSec: the default 10 s grace + 30 s for the rest.
+        #expect(stopping.contains("EXTEND_TIMEOUT_USEC=40000000"), "\(stopping)")
         activator.waitUntilExit()
         #expect(activator.terminationReason == .exit && activator.terminationStatus == 0,
                 "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")
