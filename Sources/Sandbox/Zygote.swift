@@ -34,18 +34,21 @@ final class Zygote: Sendable {
     init?(executable: String?, logger: Logger) {
         self.executable = executable
         self.logger = logger
-        var socket: Int32 = -1
-        var pid: pid_t = 0
-        let r = Self.start(executable, &socket, &pid)
-        guard r == 0 else {
-            logger.warning("sandbox zygote did not start; cloning from the daemon", metadata: ["toold.errno": "\(errnoString(-r))"])
-            return nil
-        }
+        guard let (socket, pid) = Self.launch(executable, logger: logger, failure: "sandbox zygote did not start; cloning from the daemon")
+        else { return nil }
         state = Mutex(State(socket: socket, pid: pid, startedAt: Posix.monotonicNs()))
     }
 
-    private static func start(_ executable: String?, _ socket: inout Int32, _ pid: inout pid_t) -> Int32 {
-        executable.map { cs_zygote_start($0, &socket, &pid) } ?? cs_zygote_start(nil, &socket, &pid)
+    /// Starts a zygote process: its socket and pid, or nil (logged with `failure`).
+    private static func launch(_ executable: String?, logger: Logger, failure: String) -> (Int32, pid_t)? {
+        var socket: Int32 = -1
+        var pid: pid_t = 0
+        let r = executable.map { cs_zygote_start($0, &socket, &pid) } ?? cs_zygote_start(nil, &socket, &pid)
+        guard r == 0 else {
+            logger.error("\(failure)", metadata: ["toold.errno": "\(errnoString(-r))"])
+            return nil
+        }
+        return (socket, pid)
     }
 
     /// The current zygote's pid (0 while none runs) and how often it was restarted.
@@ -90,13 +93,10 @@ final class Zygote: Sendable {
         let now = Posix.monotonicNs()
         guard now &- s.startedAt >= 1_000_000_000 else { return false }
         s.startedAt = now
-        var socket: Int32 = -1
-        var pid: pid_t = 0
-        let r = Self.start(executable, &socket, &pid)
-        guard r == 0 else {
-            logger.error("sandbox zygote did not restart; cloning from the daemon meanwhile", metadata: ["toold.errno": "\(errnoString(-r))"])
-            return false
-        }
+        guard
+            let (socket, pid) = Self.launch(
+                executable, logger: logger, failure: "sandbox zygote did not restart; cloning from the daemon meanwhile")
+        else { return false }
         s.socket = socket
         s.pid = pid
         s.restarts += 1
