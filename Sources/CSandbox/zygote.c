@@ -41,6 +41,7 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -51,6 +52,20 @@
 #define ZYGOTE_MAGIC 0x7a79676f746f6f6cULL  // "toolgozy"
 #define RECORD_MAX 65536
 #define MAX_FDS 5
+
+// The hello a zygote sends: the magic mixed with this build's identity (the
+// compile time of this file and the size of the config it parses), so a
+// zygote executable from another build (a package upgrade while the daemon
+// runs, then a restart) is refused rather than fed a config it may read
+// differently. toold and toold-sandbox-zygote link the same object of this
+// file, so within one build the two always agree.
+static uint64_t zygote_hello(void) {
+    static const char build[] = __DATE__ " " __TIME__;
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < sizeof build - 1; i++) h = (h ^ (unsigned char)build[i]) * 0x100000001b3ULL;
+    h = (h ^ (uint64_t)sizeof(struct cs_spawn_config)) * 0x100000001b3ULL;
+    return ZYGOTE_MAGIC ^ h;
+}
 
 struct request_header {
     uint64_t body_size;
@@ -351,8 +366,10 @@ int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out) {
     uint64_t magic = 0;
     int r = poll(&p, 1, 10000);
     ssize_t n = r == 1 ? recv(sv[0], &magic, sizeof magic, 0) : -1;
-    if (n != (ssize_t)sizeof magic || magic != ZYGOTE_MAGIC) {
+    if (n != (ssize_t)sizeof magic || magic != zygote_hello()) {
         kill(pid, SIGKILL);
+        while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
+        }
         close(sv[0]);
         return r == 0 ? -ETIMEDOUT : -EPROTO;
     }
@@ -536,7 +553,7 @@ static _Noreturn void zygote_loop(int sock) {
     signal(SIGCHLD, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     cs_zygote_signals_known = 1;
-    uint64_t magic = ZYGOTE_MAGIC;
+    uint64_t magic = zygote_hello();
     if (send_with_fds(sock, &magic, sizeof magic, NULL, 0) < 0) _exit(1);
     char *buf = NULL;
     size_t cap = 0;

@@ -3,8 +3,12 @@
 // every sandbox it cloned dies with it (PR_SET_PDEATHSIG). Without a restart
 // each later call would clone from the daemon (slower, an error logged per
 // call) and the prepared-sandbox pool would stop for good. So a spawn that
-// finds the zygote gone reaps it and starts another, at most once a second;
-// the spawn is then retried once on the new zygote.
+// finds the zygote gone reaps it and starts another, and retries once on it.
+// The start runs outside the lock: meanwhile other spawns get -ENOTCONN and
+// clone from the daemon. Starts are at least a second apart, doubling after
+// each failed start up to a minute (a zygote that cannot start, e.g. one of
+// another build after an upgrade, whose hello does not match, is not retried
+// in a loop).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -15,19 +19,27 @@ import Synchronization
 
 final class Zygote: Sendable {
     private struct State {
+        /// -1 while no zygote runs.
         var socket: Int32
         var pid: pid_t
-        /// When the last start was attempted (monotonic ns): restarts are at most once a second.
+        /// When the last start was attempted (monotonic ns), and the wait before the next one.
         var startedAt: UInt64
+        var backoffNs: UInt64 = Zygote.minimumBackoffNs
+        /// A start is under way (outside the lock).
+        var starting = false
         var restarts = 0
         var stopped = false
     }
 
+    static let minimumBackoffNs: UInt64 = 1_000_000_000
+    static let maximumBackoffNs: UInt64 = 60_000_000_000
+
     /// The zygote executable (nil: re-run the daemon's own image as the zygote).
     private let executable: String?
     private let logger: Logger
-    // Held across a whole spawn; cs_zygote_spawn serializes on its own lock anyway (one zygote, one
-    // request at a time), so this adds no waiting — it only keeps the socket from being swapped mid-call.
+    // Held across a spawn's request and reply; cs_zygote_spawn serializes on its own lock anyway (one
+    // zygote, one request at a time), so this adds no waiting — it keeps the socket from being closed
+    // or swapped mid-call. Never held while a zygote starts or is reaped.
     private let state: Mutex<State>
 
     /// Starts a zygote; nil when it cannot start (then sandboxes are cloned from the daemon).
@@ -64,55 +76,83 @@ final class Zygote: Sendable {
 
     /// Clones a sandbox through the zygote: its pid (`pidfd` set), or a negative errno. When the zygote
     /// is found gone it is replaced and the spawn retried once; -ENOTCONN means no zygote runs now
-    /// (stopped, or a restart within the last second failed or is not due): the caller clones itself.
+    /// (stopped, starting, or a start not yet due): the caller clones itself.
     func spawn(_ config: inout cs_spawn_config, pidfd: inout Int32, placed: inout Int32) -> pid_t {
-        state.withLock { s -> pid_t in
-            guard !s.stopped else { return -ENOTCONN }
-            if s.socket < 0 && !restart(&s) { return -ENOTCONN }
-            let r = cs_zygote_spawn(s.socket, &config, &pidfd, &placed)
-            guard Self.isGone(r) else { return r }
-            logger.error("sandbox zygote is gone; starting another", metadata: ["toold.zygote_pid": "\(s.pid)"])
-            retire(&s)
-            guard restart(&s) else { return -ENOTCONN }
+        var dead: pid_t = 0
+        let (r, startNow) = state.withLock { s -> (pid_t, Bool) in
+            guard !s.stopped else { return (-ENOTCONN, false) }
+            if s.socket >= 0 {
+                let r = cs_zygote_spawn(s.socket, &config, &pidfd, &placed)
+                guard Self.isGone(r) else { return (r, false) }
+                logger.error("sandbox zygote is gone; starting another", metadata: ["toold.zygote_pid": "\(s.pid)"])
+                close(s.socket)
+                s.socket = -1
+                dead = s.pid
+            }
+            return (-ENOTCONN, claimStart(&s))
+        }
+        if dead > 0 { Self.reap(dead) }
+        guard startNow, start() else { return r }
+        return state.withLock { s -> pid_t in
+            guard s.socket >= 0 else { return -ENOTCONN }
             return cs_zygote_spawn(s.socket, &config, &pidfd, &placed)
         }
     }
 
-    /// Reaps the current zygote: it closed its end, so it is exiting or gone; SIGKILL makes sure.
-    private func retire(_ s: inout State) {
-        guard s.socket >= 0 else { return }
-        close(s.socket)
-        s.socket = -1
-        kill(s.pid, SIGKILL)
-        var status: Int32 = 0
-        _ = waitpid(s.pid, &status, 0)
+    /// Whether this caller should start a zygote now: none runs, none is starting, and the wait since the
+    /// last start is over.
+    private func claimStart(_ s: inout State) -> Bool {
+        let now = Posix.monotonicNs()
+        guard !s.starting, s.socket < 0, now &- s.startedAt >= s.backoffNs else { return false }
+        s.starting = true
+        s.startedAt = now
+        return true
     }
 
-    /// Starts a new zygote unless one was started less than a second ago.
-    private func restart(_ s: inout State) -> Bool {
-        let now = Posix.monotonicNs()
-        guard now &- s.startedAt >= 1_000_000_000 else { return false }
-        s.startedAt = now
-        guard
-            let (socket, pid) = Self.launch(
-                executable, logger: logger, failure: "sandbox zygote did not restart; cloning from the daemon meanwhile")
-        else { return false }
-        s.socket = socket
-        s.pid = pid
-        s.restarts += 1
-        logger.notice("sandbox zygote restarted", metadata: ["toold.zygote_pid": "\(pid)", "toold.restarts": "\(s.restarts)"])
-        return true
+    /// Starts a zygote (outside the lock) and installs it; false when it did not start.
+    private func start() -> Bool {
+        let started = Self.launch(executable, logger: logger, failure: "sandbox zygote did not restart; cloning from the daemon meanwhile")
+        let orphan = state.withLock { s -> (Int32, pid_t)? in
+            s.starting = false
+            guard let (socket, pid) = started else {
+                s.backoffNs = min(s.backoffNs * 2, Self.maximumBackoffNs)
+                return nil
+            }
+            guard !s.stopped else { return (socket, pid) }
+            s.socket = socket
+            s.pid = pid
+            s.backoffNs = Self.minimumBackoffNs
+            s.restarts += 1
+            logger.notice("sandbox zygote restarted", metadata: ["toold.zygote_pid": "\(pid)", "toold.restarts": "\(s.restarts)"])
+            return nil
+        }
+        if let (socket, pid) = orphan {
+            // Stopped while it started: end it like stop() would.
+            close(socket)
+            Self.reap(pid)
+            return false
+        }
+        return started != nil
+    }
+
+    /// Reaps a zygote that is gone or going (it closed its socket, or ours is closed): SIGKILL makes sure.
+    private static func reap(_ pid: pid_t) {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 
     /// Ends the zygote (EOF on its socket) and reaps it; no spawn goes through it afterwards.
     func stop() {
-        state.withLock { s in
+        let running = state.withLock { s -> (Int32, pid_t)? in
             s.stopped = true
-            guard s.socket >= 0 else { return }
-            close(s.socket)
-            s.socket = -1
-            var status: Int32 = 0
-            _ = waitpid(s.pid, &status, 0)
+            guard s.socket >= 0 else { return nil }
+            defer { s.socket = -1 }
+            return (s.socket, s.pid)
         }
+        guard let (socket, pid) = running else { return }
+        close(socket)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
     }
 }

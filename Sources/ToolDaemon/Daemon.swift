@@ -159,7 +159,7 @@ public enum Daemon {
 
         let inFlight = server.requestsInFlight
         // The unit's TimeoutStopSec (30 s) would cut a longer grace short: ask for the grace plus what the
-        // rest of the stop may take (5 s of cancellation, then tearing down the prepared sandboxes).
+        // rest of the stop may take.
         let stopBudgetUs = (UInt64(current.shutdownGraceMs) + Self.stopAfterGraceMs) * 1000
         Systemd.notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=\(stopBudgetUs)\nSTATUS=Stopping: \(inFlight) requests in flight")
         logger.info("stopping", metadata: ["toold.requests": "\(inFlight)", "toold.event": "stopping"])
@@ -181,9 +181,10 @@ public enum Daemon {
         return 0
     }
 
-    /// What a stop may take after the grace period: cancelling what still runs (up to 5 s), flushing records,
-    /// and the sandbox runtime's shutdown (the prepared-sandbox thread gets up to 15 s).
-    static let stopAfterGraceMs: UInt64 = 30_000
+    /// What a stop may take after the grace period, with room to spare: cancelling what still runs (up to
+    /// 5 s), flushing records, and the sandbox runtime's shutdown — the prepared-sandbox thread (up to
+    /// 15 s), executions tearing down (up to 10 s), each prepared sandbox's discard.
+    static let stopAfterGraceMs: UInt64 = 60_000
 
     /// The daemon as the actor of actions without a request (reloads), for the audit.
     static var daemonIdentity: CallerIdentity {

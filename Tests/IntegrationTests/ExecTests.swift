@@ -201,10 +201,12 @@ extension ExecResult {
         func zygotes() -> [Int32] {
             let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
             return entries.compactMap { Int32($0) }.filter { pid in
+                // argv[0] is the zygote's name whether its executable is toold-sandbox-zygote or toold re-run.
+                let cmdline = FileManager.default.contents(atPath: "/proc/\(pid)/cmdline") ?? Data()
                 let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
                 let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
-                return stat.contains("(toold-sandbox-z") && fields.count > 1 && fields[0] != "Z"
-                    && fields[1] == Substring("\(daemon.process.processIdentifier)")
+                return cmdline.split(separator: 0).first.map { Array($0) } == Array("toold-sandbox-zygote".utf8)
+                    && fields.count > 1 && fields[0] != "Z" && fields[1] == Substring("\(daemon.process.processIdentifier)")
             }
         }
         let first = zygotes()

@@ -56,8 +56,8 @@ import ToolProtocol
 
         kill(activator.processIdentifier, SIGTERM)
         let stopping = try notify.waitFor("STOPPING=1")
-        // The stop may outlast the unit's TimeoutStopSec: the default 10 s grace + 30 s for the rest.
-        #expect(stopping.contains("EXTEND_TIMEOUT_USEC=40000000"), "\(stopping)")
+        // The stop may outlast the unit's TimeoutStopSec: the default 10 s grace + 60 s for the rest.
+        #expect(stopping.contains("EXTEND_TIMEOUT_USEC=70000000"), "\(stopping)")
         activator.waitUntilExit()
         #expect(activator.terminationReason == .exit && activator.terminationStatus == 0,
                 "\((try? String(contentsOf: log, encoding: .utf8)) ?? "")")

@@ -1,3 +1,4 @@
+import CSandbox
 import Foundation
 import Logging
 import Testing
@@ -19,6 +20,21 @@ struct SpawnPathTests {
                                env: ["PATH": "/usr/bin:/bin", "BIG": big, "BIG2": big]))
         #expect(o.status == .exited, "\(o.failure?.message ?? "") \(o.failure?.stage ?? "")")
         #expect(o.out == "3000\n200000\narg2999\n")
+    }
+
+    /// An executable that does not answer with this build's hello (here /bin/true; in life a zygote of
+    /// another build after an upgrade) is refused, and reaped: no zombie of it stays behind.
+    @Test func aZygoteWithoutThisBuildsHelloIsRefusedAndReaped() {
+        var socket: Int32 = -1
+        var pid: pid_t = 0
+        let r = cs_zygote_start("/bin/true", &socket, &pid)
+        #expect(r == -EPROTO && socket == -1)
+        let zombies = ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).filter { entry in
+            let stat = (try? String(contentsOfFile: "/proc/\(entry)/stat", encoding: .utf8)) ?? ""
+            let fields = stat.split(separator: ")").last?.split(separator: " ") ?? []
+            return stat.contains("(true)") && fields.count > 1 && fields[0] == "Z" && fields[1] == Substring("\(getpid())")
+        }
+        #expect(zombies.isEmpty, "\(zombies)")
     }
 
     @Test func directCloneWorksWithoutTheZygote() async throws {

@@ -158,14 +158,19 @@ func jsonEscapedSize(_ input: [UInt8]) -> Int {
     }
 }
 
-/// All of standard input, or nil as soon as it holds more than `limit` bytes.
+/// All of standard input, or nil as soon as it holds more than `limit` bytes. A read error ends toolc
+/// (exit 64) rather than sending what was read so far as if it were all.
 func readStdin(limit: Int) -> [UInt8]? {
     var data: [UInt8] = []
     var chunk = [UInt8](repeating: 0, count: 65536)
     while true {
         let n = chunk.withUnsafeMutableBytes { read(0, $0.baseAddress, $0.count) }
         if n < 0 && errno == EINTR { continue }
-        if n <= 0 { return data }
+        if n < 0 {
+            printError("toolc: cannot read standard input: \(String(cString: strerror(errno)))")
+            exit(64)
+        }
+        if n == 0 { return data }
         if n > limit - data.count { return nil }
         data.append(contentsOf: chunk[0..<n])
     }
