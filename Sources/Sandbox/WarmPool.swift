@@ -254,7 +254,7 @@ extension RuntimeCore {
         withExtendedLifetime(arena) {}
         guard pid > 0 else {
             pidfd = -1
-            if Zygote.isGone(pid) { return failed("zygote", -pid, "zygote: none runs now (it died; restarts are at most once a second)") }
+            if Zygote.isGone(pid) { return failed("zygote", -pid, "zygote: none runs now (it died; another is started a second or more later)") }
             return failed("clone", -pid)
         }
         // Init has its copies of the placeholders and the control socket's other end.
