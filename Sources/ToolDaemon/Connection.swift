@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
+import ToolEngine
 import ToolProtocol
 
 /// One client connection, shared between the event loop (which feeds it frames) and the tasks that serve
@@ -55,10 +56,11 @@ final class Connection: Sendable {
                     fail(refusal)
                     return
                 }
-                // NSS lookups may block (LDAP, sssd): keep them off the event loop.
-                Task.detached {
-                    let caller = PeerIdentity.resolve(
+                // NSS lookups may block (LDAP, sssd): neither on the event loop nor on the cooperative pool.
+                LookupThreads.shared.submit {
+                    PeerIdentity.resolve(
                         uid: cred.uid, gid: cred.gid, pid: cred.pid, groups: kernelGroups, adminGroup: adminGroup)
+                } completion: { caller in
                     logger.debug("client connected", metadata: ["toold.uid": "\(caller.uid)", "toold.pid": "\(caller.pid)"])
                     identity.succeed(caller)
                 }

@@ -9,7 +9,11 @@ extension Dispatcher {
         [
             RPCMethod.policyGet: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(PolicyGetParams.self, from: params)
-                let subject = try policySubject(params, caller: context.caller)
+                // NSS lookups (a named user or group) may block: on a lookup thread.
+                let caller = context.caller
+                let subject = try await LookupThreads.shared.run { () -> Result<PolicySubject, RPCError> in
+                    Result { () throws(RPCError) in try policySubject(params, caller: caller) }
+                }.get()
                 let view = policy.effective(for: subject).view(source: policy.source, tools: registry.tools.map(\.policyFacts))
                 return try encodeResult(view)
             },

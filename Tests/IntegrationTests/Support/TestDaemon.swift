@@ -115,10 +115,11 @@ final class TestDaemon: @unchecked Sendable {
     }
 
     /// `policy`: the policy file's text (default: the shipped default policy, so a policy file on the
-    /// machine never changes what tests see).
+    /// machine never changes what tests see). `launcher`: a program (and its arguments) that sets
+    /// something up and then execs toold, given as its last arguments, in the same process.
     init(
         _ extraArguments: [String] = [], socket: String? = nil, config: String? = nil, policy: String? = nil,
-        environment: [String: String] = [:]
+        environment: [String: String] = [:], launcher: [String] = []
     ) throws {
         dir = try TempDir("daemon")
         socketPath = socket ?? dir.url.appendingPathComponent("toold.sock").path
@@ -137,8 +138,13 @@ final class TestDaemon: @unchecked Sendable {
         }
         _ = FileManager.default.createFile(atPath: logURL.path, contents: nil)
         let log = try FileHandle(forWritingTo: logURL)
-        process.executableURL = URL(fileURLWithPath: Binaries.toold)
-        process.arguments = arguments + extraArguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = launcher.dropFirst() + [Binaries.toold] + arguments + extraArguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: Binaries.toold)
+            process.arguments = arguments + extraArguments
+        }
         var env = ProcessInfo.processInfo.environment
         env.removeValue(forKey: "NOTIFY_SOCKET")
         env.removeValue(forKey: "JOURNAL_STREAM")

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import ToolProtocol
+
+/// A new connection's caller is named through NSS (`getpwuid_r`, group names), which waits on whatever
+/// the host's nsswitch names — LDAP or sssd that may hang. These tests give the real daemon a directory
+/// service that hangs: a small NSS module, loaded through a private /etc/nsswitch.conf bound over the
+/// host's in a mount namespace of the daemon's own.
+@Suite struct UserDatabaseTests {
+    /// `passwd` lookups of uids 64700–64799 mark `<uid>.start` in TOOLD_TEST_NSS_MARKS, sleep
+    /// TOOLD_TEST_NSS_DELAY_MS, mark `<uid>.done` and find nothing (the files service answers the rest).
+    static let hangingModule = #"""
+#include <errno.h>
+#include <fcntl.h>
+#include <nss.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+static void mark(uid_t uid, const char *what) {
+    const char *dir = getenv("TOOLD_TEST_NSS_MARKS");
+    char path[512];
+    if (!dir || snprintf(path, sizeof path, "%s/%u.%s", dir, (unsigned)uid, what) >= (int)sizeof path) return;
+    int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+}
+
+enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, int *errnop) {
+    (void)pw; (void)buf; (void)len; (void)errnop;
+    if (uid < 64700 || uid > 64799) return NSS_STATUS_NOTFOUND;
+    mark(uid, "start");
+    const char *ms = getenv("TOOLD_TEST_NSS_DELAY_MS");
+    long delay = ms ? atol(ms) : 5000;
+    struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
+    mark(uid, "done");
+    return NSS_STATUS_NOTFOUND;
+}
+"""#
+
+    /// Builds the module into `dir` as `libnss_tooldhang.so.2` and writes an nsswitch.conf that asks it
+    /// after `files` for passwd; returns that file's path.
+    static func hangingDirectoryService(in dir: TempDir) throws -> String {
+        let source = dir.path + "/hang.c"
+        try hangingModule.write(toFile: source, atomically: true, encoding: .utf8)
+        let compilers = ["/usr/bin/cc", "/opt/swift/usr/bin/clang"].filter { FileManager.default.isExecutableFile(atPath: $0) }
+        guard let compiler = compilers.first else { throw TestFailure("no C compiler (cc or the toolchain's clang)") }
+        let built = try runProgram(compiler, ["-shared", "-fPIC", "-O1", "-o", dir.path + "/libnss_tooldhang.so.2", source])
+        guard built.status == 0 else { throw TestFailure("building the NSS module failed: \(built.stderr)") }
+        let host = (try? String(contentsOfFile: "/etc/nsswitch.conf", encoding: .utf8)) ?? ""
+        var lines = host.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+            .filter { !$0.hasPrefix("passwd:") }
+        lines.insert("passwd: files tooldhang", at: 0)
+        if !lines.contains(where: { $0.hasPrefix("group:") }) { lines.append("group: files") }
+        let conf = dir.path + "/nsswitch.conf"
+        try lines.joined(separator: "\n").write(toFile: conf, atomically: true, encoding: .utf8)
+        return conf
+    }
+
+    @Test func aHangingDirectoryServiceStallsOnlyTheConnectionsItNames() throws {
+        let dir = try TempDir("nss-hang")
+        defer { dir.remove() }
+        let conf = try Self.hangingDirectoryService(in: dir)
+        let marks = dir.path + "/marks"
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        let daemon = try TestDaemon(
+            environment: ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "6000"],
+            launcher: [
+                "/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, conf,
+            ])
+        defer { daemon.stop() }
+        let group = groupID("toold") ?? 0
+        // More hanging lookups than the cooperative pool has threads (one per core).
+        let count = ProcessInfo.processInfo.activeProcessorCount + 2
+        let uids = (0..<count).map { UInt32(64701 + $0) }
+        let slow = try uids.map { uid in
+            try PeerClient(socket: daemon.socketPath, uid: uid, groups: [group], requests: [(RPCMethod.daemonStatus, .object([:]))])
+        }
+        func marked(_ what: String) -> Int {
+            ((try? FileManager.default.contentsOfDirectory(atPath: marks)) ?? []).filter { $0.hasSuffix("." + what) }.count
+        }
+        // Every one of them is inside its lookup at once, none has come back…
+        try waitUntil("every slow caller's lookup started") { marked("start") == count }
+        #expect(marked("done") == 0)
+        // …and the daemon serves everyone else meanwhile: a new connection, status and an exec.
+        let root = try daemon.client()
+        defer { root.close() }
+        #expect(try root.call(RPCMethod.daemonStatus)["caller"]?["uid"] == .int(0))
+        let ran = try root.call(RPCMethod.exec, params: ["argv": ["/bin/echo", "served"]])
+        #expect(ran["stdout"] == "served\n")
+        #expect(marked("done") == 0, "the slow lookups had ended: the test proves nothing; raise the delay")
+        #expect(slow.allSatisfy { $0.response(1) == nil })
+        // Once its lookup ends, each slow caller is served under its uid (no name: the directory had none).
+        for (client, uid) in zip(slow, uids) {
+            try client.finish()
+            let caller = client.response(1)?["result"]?["caller"]
+            #expect(caller?["uid"] == .int(Int64(uid)) && caller?["user"] == .string(String(uid)), "\(client.messages)")
+        }
+    }
+}
