@@ -59,7 +59,7 @@
 // runs, then a restart) is refused rather than fed a config it may read
 // differently. toold and toold-sandbox-zygote link the same object of this
 // file, so within one build the two always agree.
-static uint64_t zygote_hello(void) {
+uint64_t cs_zygote_hello(void) {
     static const char build[] = __DATE__ " " __TIME__;
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < sizeof build - 1; i++) h = (h ^ (unsigned char)build[i]) * 0x100000001b3ULL;
@@ -366,7 +366,7 @@ int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out) {
     uint64_t magic = 0;
     int r = poll(&p, 1, 10000);
     ssize_t n = r == 1 ? recv(sv[0], &magic, sizeof magic, 0) : -1;
-    if (n != (ssize_t)sizeof magic || magic != zygote_hello()) {
+    if (n != (ssize_t)sizeof magic || magic != cs_zygote_hello()) {
         kill(pid, SIGKILL);
         while (waitpid(pid, NULL, 0) < 0 && errno == EINTR) {
         }
@@ -397,10 +397,13 @@ pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd, int
         r = send_with_fds(sock, w.buf + off, chunk, NULL, 0);
     }
     if (r == 0) {
+        // The zygote had the whole request: if it is gone now, it may have
+        // cloned first (see the header). Not -EPIPE, which means "retry".
         int got = 1;
         ssize_t n = recv_with_fds(sock, &reply, sizeof reply, &fd, &got);
-        if (n < 0) r = (int)n;
-        else if (n != (ssize_t)sizeof reply) r = -EPIPE;
+        if (n < 0 && (n == -ECONNRESET || n == -EPIPE)) r = -EOWNERDEAD;
+        else if (n < 0) r = (int)n;
+        else if (n != (ssize_t)sizeof reply) r = -EOWNERDEAD;
         else if (reply.result > 0 && got != 1) r = -EPROTO;
         if (got != 1) fd = -1;
     }
@@ -553,7 +556,7 @@ static _Noreturn void zygote_loop(int sock) {
     signal(SIGCHLD, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     cs_zygote_signals_known = 1;
-    uint64_t magic = zygote_hello();
+    uint64_t magic = cs_zygote_hello();
     if (send_with_fds(sock, &magic, sizeof magic, NULL, 0) < 0) _exit(1);
     char *buf = NULL;
     size_t cap = 0;

@@ -114,6 +114,7 @@ final class Execution {
             cgroup = warm.cgroup
             pendingCgroup = cgroup
             outcome = runPrepared(warm)
+            pool.taken(served: outcome != nil)
             if outcome == nil {
                 // It died before taking the command (killed from outside): set one up here instead.
                 pendingCgroup = nil
@@ -412,6 +413,11 @@ final class Execution {
             }
             guard pid > 0 else {
                 pidfd = -1
+                if pid == -EOWNERDEAD {
+                    return failure(
+                        "zygote", EOWNERDEAD,
+                        "zygote: the sandbox zygote died while cloning this sandbox; not retried, since it may have started it")
+                }
                 return failure("clone", -pid)
             }
         }

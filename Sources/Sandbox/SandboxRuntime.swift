@@ -262,7 +262,7 @@ final class RuntimeCore: @unchecked Sendable {
             logger.warning("removed sandbox cgroups left by a previous run", metadata: ["toold.count": "\(leftovers)"])
         }
         if configuration.useZygote {
-            let helper = Self.zygoteExecutable()
+            let helper = configuration.zygoteExecutable ?? Self.zygoteExecutable()
             if helper == nil {
                 logger.notice("toold-sandbox-zygote is not installed beside toold; the zygote re-runs toold (clones copy more)")
             }

@@ -229,6 +229,8 @@ public struct SandboxConfiguration: Sendable {
     /// would copy the daemon's whole address space per execution. Falls back
     /// to direct clone when the zygote cannot start.
     public var useZygote: Bool = true
+    /// The zygote executable; nil finds toold-sandbox-zygote beside the daemon (tests stand in for it).
+    var zygoteExecutable: String?
     /// Sandboxes prepared ahead of demand, each used by exactly one command:
     /// namespaces, cgroup, mount tree, credentials and seccomp set up, init
     /// waiting for its command. Serves mode `sandbox` calls whose tmp size is

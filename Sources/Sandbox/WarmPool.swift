@@ -81,7 +81,8 @@ final class WarmPool: @unchecked Sendable {
         capacity > 0 && mode == .sandbox && wanted.tmpBytes == limits.tmpBytes
     }
 
-    /// A prepared sandbox for a call that `fits`, or nil when none is ready.
+    /// A prepared sandbox for a call that `fits`, or nil when none is ready (a miss). The caller reports
+    /// with `taken(served:)` whether the sandbox served it.
     func take() -> WarmSandbox? {
         condition.lock()
         defer { condition.unlock() }
@@ -89,9 +90,16 @@ final class WarmPool: @unchecked Sendable {
             misses += 1
             return nil
         }
-        hits += 1
         condition.signal()
         return sandbox
+    }
+
+    /// Counts a taken sandbox: a hit when it ran the call's command; a miss when it had died before
+    /// taking it (killed from outside, or with its zygote) and the call set one up itself.
+    func taken(served: Bool) {
+        condition.lock()
+        defer { condition.unlock() }
+        if served { hits += 1 } else { misses += 1 }
     }
 
     /// (ready now, calls served by a prepared sandbox, calls that found none).
@@ -254,7 +262,7 @@ extension RuntimeCore {
         withExtendedLifetime(arena) {}
         guard pid > 0 else {
             pidfd = -1
-            if Zygote.isGone(pid) { return failed("zygote", -pid, "zygote: none runs now (it died; another is started a second or more later)") }
+            if Zygote.isGone(pid) || pid == -EOWNERDEAD { return failed("zygote", -pid, "zygote: none runs now (it died; another is started a second or more later)") }
             return failed("clone", -pid)
         }
         // Init has its copies of the placeholders and the control socket's other end.

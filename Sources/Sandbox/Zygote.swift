@@ -5,7 +5,10 @@
 // call) and the prepared-sandbox pool would stop for good. So a spawn that
 // finds the zygote gone reaps it and starts another, and retries once on it.
 // The start runs outside the lock: meanwhile other spawns get -ENOTCONN and
-// clone from the daemon. Starts are at least a second apart, doubling after
+// clone from the daemon. Only a zygote found gone before it had the whole
+// request is retried: one that dies after may have cloned the sandbox (with
+// this request's fds and cgroup), so that spawn fails (-EOWNERDEAD) rather
+// than risk running the command twice. Starts are at least a second apart, doubling after
 // each failed start up to a minute (a zygote that cannot start, e.g. one of
 // another build after an upgrade, whose hello does not match, is not retried
 // in a loop).
@@ -68,31 +71,34 @@ final class Zygote: Sendable {
         state.withLock { ($0.socket >= 0 ? $0.pid : 0, $0.restarts) }
     }
 
-    /// Whether `code` (a negative errno from cs_zygote_spawn) means the zygote is gone, not that the
-    /// clone failed.
+    /// Whether `code` (a negative errno from cs_zygote_spawn) means the zygote is gone and never had the
+    /// request: the spawn may be retried elsewhere.
     static func isGone(_ code: pid_t) -> Bool {
         code == -EPIPE || code == -ECONNRESET || code == -ENOTCONN
     }
 
     /// Clones a sandbox through the zygote: its pid (`pidfd` set), or a negative errno. When the zygote
     /// is found gone it is replaced and the spawn retried once; -ENOTCONN means no zygote runs now
-    /// (stopped, starting, or a start not yet due): the caller clones itself.
+    /// (stopped, starting, or a start not yet due): the caller clones itself. -EOWNERDEAD: the zygote
+    /// died holding this request (it is replaced too) — the caller must not retry it.
     func spawn(_ config: inout cs_spawn_config, pidfd: inout Int32, placed: inout Int32) -> pid_t {
         var dead: pid_t = 0
         let (r, startNow) = state.withLock { s -> (pid_t, Bool) in
             guard !s.stopped else { return (-ENOTCONN, false) }
+            var r: pid_t = -ENOTCONN
             if s.socket >= 0 {
-                let r = cs_zygote_spawn(s.socket, &config, &pidfd, &placed)
-                guard Self.isGone(r) else { return (r, false) }
+                r = cs_zygote_spawn(s.socket, &config, &pidfd, &placed)
+                guard Self.isGone(r) || r == -EOWNERDEAD else { return (r, false) }
                 logger.error("sandbox zygote is gone; starting another", metadata: ["toold.zygote_pid": "\(s.pid)"])
                 close(s.socket)
                 s.socket = -1
                 dead = s.pid
+                if r != -EOWNERDEAD { r = -ENOTCONN }
             }
-            return (-ENOTCONN, claimStart(&s))
+            return (r, claimStart(&s))
         }
         if dead > 0 { Self.reap(dead) }
-        guard startNow, start() else { return r }
+        guard startNow, start(), r != -EOWNERDEAD else { return r }
         return state.withLock { s -> pid_t in
             guard s.socket >= 0 else { return -ENOTCONN }
             return cs_zygote_spawn(s.socket, &config, &pidfd, &placed)

@@ -37,6 +37,81 @@ struct SpawnPathTests {
         #expect(zombies.isEmpty, "\(zombies)")
     }
 
+    /// A stand-in zygote (Python, with this build's hello) that dies at a chosen moment: `before` the
+    /// request, or `after` reading all of it (marking `mark` with the body's size), without answering.
+    static func dyingZygote(in dir: String, when moment: String, mark: String) throws -> String {
+        let path = dir + "/zygote-dies-\(moment)"
+        let script = """
+            #!/usr/bin/python3
+            import os, socket, struct
+            s = socket.socket(fileno=3)
+            s.send(struct.pack("<Q", \(cs_zygote_hello())))
+            if "\(moment)" == "after":
+                head, fds, _, _ = socket.recv_fds(s, 16, 8)
+                size = struct.unpack("<Qii", head)[0]
+                got = 0
+                while got < size:
+                    got += len(s.recv(65536))
+                open("\(mark)", "w").write(str(size))
+            os._exit(0)
+            """
+        try script.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o755)
+        return path
+    }
+
+    static func scratch(_ tag: String) throws -> String {
+        let dir = "/tmp/toold-test-\(tag)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func runtime(zygote: String, _ name: String) throws -> SandboxRuntime {
+        TestRuntime.ensureSandboxUser()
+        var logger = Logger(label: "toold.sandbox.tests.dying-zygote")
+        logger.logLevel = .critical
+        var configuration = SandboxConfiguration(
+            stateDirectory: "/tmp/toold-sandbox-tests-\(name)", netnsPoolSize: 0, warmPoolSize: 0)
+        configuration.zygoteExecutable = zygote
+        return try SandboxRuntime(configuration: configuration, logger: logger)
+    }
+
+    /// A zygote that dies after it had the whole request may have cloned the sandbox — which shares the
+    /// request's pipes and cgroup — just before: that spawn fails instead of being retried, so a command
+    /// never runs twice. (The stand-in clones nothing: a retry would succeed, which is what this catches.)
+    @Test func aZygoteThatDiesHoldingTheRequestIsNotRetried() async throws {
+        let dir = try Self.scratch("dying-zygote-after")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let mark = dir + "/had-request"
+        let runtime = try runtime(zygote: try Self.dyingZygote(in: dir, when: "after", mark: mark), "zygote-after")
+        defer { runtime.shutdown() }
+        let first = try #require(runtime.core.zygote).status.pid
+        let o = await runtime.run(SandboxSpec(executionID: "dying-after", argv: ["/bin/sh", "-c", "echo ran"])) { _, _ in }
+        #expect(FileManager.default.fileExists(atPath: mark), "the stand-in never read the request")
+        #expect(o.status == .failedToStart && o.failure?.stage == "zygote" && o.failure?.errno == EOWNERDEAD, "\(o)")
+        #expect(o.failure?.message.contains("not retried") == true, "\(o.failure?.message ?? "")")
+        #expect(o.stdout.isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(first)"), "the dead zygote was not reaped")
+    }
+
+    /// One that is gone before it had the request never cloned anything: that spawn is retried (here
+    /// cloned from the daemon, a restart not being due yet) and the call runs.
+    @Test func aZygoteGoneBeforeTheRequestIsRetried() async throws {
+        let dir = try Self.scratch("dying-zygote-before")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let runtime = try runtime(zygote: try Self.dyingZygote(in: dir, when: "before", mark: ""), "zygote-before")
+        defer { runtime.shutdown() }
+        let zygote = try #require(runtime.core.zygote)
+        let first = zygote.status.pid
+        // Dead (a zombie of ours until the spawn reaps it) before the call.
+        for _ in 0..<500 where !((try? String(contentsOfFile: "/proc/\(first)/stat", encoding: .utf8)) ?? "").contains(") Z") {
+            try await Task.sleep(for: .milliseconds(10))
+        }
+        let o = await runtime.run(SandboxSpec(executionID: "dying-before", argv: ["/bin/sh", "-c", "echo ran"])) { _, _ in }
+        #expect(o.status == .exited && o.stdout == Array("ran\n".utf8), "\(o)")
+        #expect(!FileManager.default.fileExists(atPath: "/proc/\(first)"), "the dead zygote was not reaped")
+    }
+
     @Test func directCloneWorksWithoutTheZygote() async throws {
         TestRuntime.ensureSandboxUser()
         var logger = Logger(label: "toold.sandbox.tests.direct")

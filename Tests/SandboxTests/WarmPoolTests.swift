@@ -131,9 +131,13 @@ import Testing
         for _ in 0..<500 where victims.contains(where: { kill($0, 0) == 0 }) {
             try? await Task.sleep(for: .milliseconds(10))
         }
+        let before = pool.counts
         let o = await run(sh("echo still works"))
         #expect(o.status == .exited && o.out == "still works\n", "\(o.failure?.message ?? o.err)")
         #expect(await cgroupIsRemovedHere(o))
+        // Set up on the spot, and counted so: a dead prepared sandbox is a miss, not a hit.
+        let after = pool.counts
+        #expect(!o.prepared && after.hits == before.hits && after.misses == before.misses + 1, "\(before) → \(after)")
     }
 
     @Test func shutdownTearsDownThePreparedSandboxes() async {
