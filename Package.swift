@@ -41,7 +41,9 @@ let package = Package(
     ],
     targets: [
         .target(name: "ToolProtocol"),
-        .target(name: "JSONSchema", dependencies: ["ToolProtocol"]),
+        // ICU's C API from the toolchain's Foundation, for regex matching with a time limit.
+        .target(name: "CRegex", linkerSettings: [.linkedLibrary("_FoundationICU")]),
+        .target(name: "JSONSchema", dependencies: ["ToolProtocol", "CRegex"]),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(
             name: "CSandbox",

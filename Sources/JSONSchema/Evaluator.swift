@@ -323,10 +323,19 @@ struct Evaluator {
                     "must be at most \(maximum) character\(maximum == 1 ? "" : "s") long, got \(length)")
             }
         }
-        if let pattern = shared.value.pattern, !pattern.matches(text) {
-            guard reporting else { return false }
-            valid = false
-            report("pattern", nil, "must match pattern \(pattern.source)")
+        if let pattern = shared.value.pattern {
+            switch pattern.match(text) {
+            case .match:
+                break
+            case .noMatch:
+                guard reporting else { return false }
+                valid = false
+                report("pattern", nil, "must match pattern \(pattern.source)")
+            case .gaveUp:
+                guard reporting else { return false }
+                valid = false
+                report("pattern", nil, Pattern.gaveUpMessage(pattern))
+            }
         }
         return valid
     }
@@ -498,7 +507,19 @@ struct Evaluator {
             valid = applyToMember(rules.propertyTable.schemas[index], key, member, "properties", .key(key))
             if !valid && !reporting { return false }
         }
-        for entry in rules.patternProperties where entry.pattern.matches(key) {
+        for entry in rules.patternProperties {
+            switch entry.pattern.match(key) {
+            case .noMatch:
+                continue
+            case .gaveUp:
+                // Undecided whether the key's schema applies: refused, closed.
+                guard reporting else { return false }
+                valid = false
+                report("patternProperties", .key(entry.pattern.source), "property \"\(key)\": " + Pattern.gaveUpMessage(entry.pattern))
+                continue
+            case .match:
+                break
+            }
             evaluated = true
             valid = applyToMember(entry.schema, key, member, "patternProperties", .key(entry.pattern.source)) && valid
             if !valid && !reporting { return false }

@@ -1,41 +1,54 @@
+import CRegex
 import Foundation
+
+/// What matching a pattern against a text found.
+enum PatternMatch: Sendable {
+    case match, noMatch
+    /// Matching hit its bound before it could decide (a pattern that backtracks without end on this
+    /// text, e.g. `^(a+)+$` on "aaaa…!"): validation fails, closed.
+    case gaveUp
+}
 
 /// A compiled `pattern` / `patternProperties` regular expression.
 ///
-/// JSON Schema patterns are ECMA-262 regular expressions, unanchored. They run on ICU (through
-/// `NSRegularExpression`) after a small rewrite that restores the ECMA meaning where the two dialects
-/// differ in ways tool schemas hit: `\d`, `\w` and their negations are ASCII-only, and `$` matches only at
-/// the very end of the input (ICU's also matches before a final newline). Other ECMA-only syntax
-/// (named groups as `(?<name>…)` work in both; `\cX`, `/u`-mode property escapes mostly agree) is passed
-/// through unchanged.
+/// JSON Schema patterns are ECMA-262 regular expressions, unanchored. They run on ICU after a small
+/// rewrite that restores the ECMA meaning where the two dialects differ in ways tool schemas hit: `\d`,
+/// `\w` and their negations are ASCII-only, and `$` matches only at the very end of the input (ICU's also
+/// matches before a final newline). Other ECMA-only syntax (named groups as `(?<name>…)` work in both;
+/// `\cX`, `/u`-mode property escapes mostly agree) is passed through unchanged.
+///
+/// Patterns match a caller's arguments, and a backtracking engine can take exponential time on a
+/// pattern as ordinary as `^([a-z0-9]+\\.)+[a-z]+$`. So ICU runs with its time limit (`CRegex`; about a
+/// quarter second on the development machine) and its default backtracking stack (8 MB), and the simple
+/// matcher with a step budget; running out of any ends in `.gaveUp`.
 struct Pattern: Sendable {
     /// The pattern as written in the schema, used in error messages.
     let source: String
-    private let regex: SendableRegex
+    private let regex: CompiledRegex
     /// Set when the pattern is simple enough to match without ICU (most tool-schema patterns are).
     private let simple: SimplePattern?
 
+    /// ICU's time limit per match, in its match-engine steps (each a few thousand operations).
+    static let timeLimitSteps: Int32 = 1000
+
     init?(_ source: String) {
         // ICU compiles every pattern, simple or not, so that an invalid one is always rejected.
-        guard let regex = try? NSRegularExpression(pattern: Self.translate(source), options: []) else {
-            return nil
-        }
+        guard let regex = CompiledRegex(Self.translate(source)) else { return nil }
         self.source = source
-        self.regex = SendableRegex(regex: regex)
+        self.regex = regex
         self.simple = SimplePattern(source)
     }
 
     /// Whether ICU is bypassed for this pattern; for the tests.
     var isSimple: Bool { simple != nil }
 
-    func matches(_ text: String) -> Bool {
-        if let simple { return simple.matches(text) }
-        return matchesWithICU(text)
+    func match(_ text: String) -> PatternMatch {
+        if let simple { return simple.match(text) }
+        return matchWithICU(text)
     }
 
-    func matchesWithICU(_ text: String) -> Bool {
-        let length = text.utf16.count
-        return regex.regex.firstMatch(in: text, options: [], range: NSRange(location: 0, length: length)) != nil
+    func matchWithICU(_ text: String) -> PatternMatch {
+        regex.search(text, timeLimitSteps: Self.timeLimitSteps)
     }
 
     /// Rewrites the ECMA-262 constructs whose ICU meaning differs (see the type's comment).
@@ -75,8 +88,34 @@ struct Pattern: Sendable {
     }
 }
 
-/// `NSRegularExpression` is immutable once created and documented as safe to use from several threads at
-/// once; swift-corelibs-foundation does not mark it `Sendable`, hence the box.
-private struct SendableRegex: @unchecked Sendable {
-    let regex: NSRegularExpression
+/// An ICU pattern compiled once and searched from any thread (`cregex_search` works on a clone).
+private final class CompiledRegex: Sendable {
+    // Sendable: the compiled pattern is never mutated after init; searches clone it.
+    nonisolated(unsafe) private let handle: OpaquePointer
+
+    init?(_ pattern: String) {
+        let utf16 = Array(pattern.utf16)
+        var error: Int32 = 0
+        guard let handle = cregex_compile(utf16, Int32(utf16.count), &error) else { return nil }
+        self.handle = handle
+    }
+
+    deinit { cregex_free(handle) }
+
+    func search(_ text: String, timeLimitSteps: Int32) -> PatternMatch {
+        let utf16 = Array(text.utf16)
+        var error: Int32 = 0
+        switch cregex_search(handle, utf16, Int32(utf16.count), timeLimitSteps, &error) {
+        case 1: return .match
+        case 0: return .noMatch
+        default: return .gaveUp  // the limit, or an ICU failure (memory): undecided either way
+        }
+    }
+}
+
+extension Pattern {
+    /// The validation error when matching gave up.
+    static func gaveUpMessage(_ pattern: Pattern) -> String {
+        "could not be checked against pattern \(pattern.source): matching hit its time limit (the pattern backtracks too much on this value)"
+    }
 }

@@ -69,23 +69,32 @@ struct SimplePattern: Sendable {
         self.anchoredEnd = anchoredEnd
     }
 
-    func matches(_ text: String) -> Bool {
+    /// Scalars examined (read or given back) per match, at most: a fixed allowance plus a few per byte of
+    /// the text. Matching is linear for most patterns, but greedy backtracking over adjacent overlapping
+    /// steps (`^\d*\d*\d*x`) or an unanchored search over a long text is polynomial.
+    static func budget(forBytes count: Int) -> Int { 1_000_000 + 32 * count }
+
+    func match(_ text: String) -> PatternMatch {
         var text = text
         return text.withUTF8 { bytes in
             steps.withUnsafeBufferPointer { steps in
-                if anchoredStart { return match(steps, 0, 0, bytes) }
+                var budget = Self.budget(forBytes: bytes.count)
+                func decided(_ found: Bool) -> PatternMatch { budget < 0 ? .gaveUp : found ? .match : .noMatch }
+                if anchoredStart { return decided(match(steps, 0, 0, bytes, &budget)) }
                 var start = 0
                 while true {
-                    if match(steps, 0, start, bytes) { return true }
-                    guard start < bytes.count else { return false }
+                    if match(steps, 0, start, bytes, &budget) { return .match }
+                    guard start < bytes.count, budget >= 0 else { return decided(false) }
                     start += Self.decode(bytes, start).length
                 }
             }
         }
     }
 
+    /// Whether the steps from `stepIndex` match at `position`; false also when `budget` ran out (< 0).
     private func match(
-        _ steps: UnsafeBufferPointer<Step>, _ stepIndex: Int, _ position: Int, _ bytes: UnsafeBufferPointer<UInt8>
+        _ steps: UnsafeBufferPointer<Step>, _ stepIndex: Int, _ position: Int, _ bytes: UnsafeBufferPointer<UInt8>,
+        _ budget: inout Int
     ) -> Bool {
         guard stepIndex < steps.count else { return !anchoredEnd || position == bytes.count }
         let step = steps.baseAddress! + stepIndex
@@ -99,14 +108,16 @@ struct SimplePattern: Sendable {
             end += length
             count += 1
         }
-        guard count >= minimum else { return false }
+        budget -= count + 1
+        guard count >= minimum, budget >= 0 else { return false }
         while true {
-            if match(steps, stepIndex + 1, end, bytes) { return true }
-            guard count > minimum else { return false }
+            if match(steps, stepIndex + 1, end, bytes, &budget) { return true }
+            guard count > minimum, budget >= 0 else { return false }
             // Give back one scalar: step over UTF-8 continuation bytes.
             end -= 1
             while end > position && bytes[end] & 0xC0 == 0x80 { end -= 1 }
             count -= 1
+            budget -= 1
         }
     }
 

@@ -104,6 +104,38 @@ import ToolProtocol
         #expect(overMax["error"]?["message"]?.stringValue?.contains("maximum of 1024") == true)
     }
 
+    /// ReDoS: a schema pattern that backtracks exponentially (an ordinary-looking domain-name pattern)
+    /// and a caller's value crafted against it. Unbounded, each call would hold a daemon thread for
+    /// seconds (days at 40 characters; two such calls stall every request); bounded, it is refused
+    /// naming the time limit, and the daemon answers everyone meanwhile.
+    @Test func aBacktrackingPatternIsCutOffByItsTimeLimit() throws {
+        let tools = try ToolsDirectory()
+        defer { tools.remove() }
+        try tools.write(
+            "resolve",
+            toolManifest(
+                "resolve", properties: ["host": ["type": "string", "pattern": #"^([a-z0-9]+\.?)+[a-z]+$"#]],
+                required: ["host"], argv: ["/bin/echo", "{{host}}"]))
+        let daemon = try TestDaemon(["--tools-dir", tools.path])
+        defer { daemon.stop() }
+        let hostile = String(repeating: "a", count: 28) + "!"
+        // Four at once on one connection (requests run concurrently): more than the daemon has cores.
+        let call: (String, JSONValue) = (RPCMethod.toolsCall, ["name": "resolve", "arguments": ["host": .string(hostile)]])
+        let hostileCalls = try PeerClient(socket: daemon.socketPath, uid: 0, groups: [], requests: Array(repeating: call, count: 4))
+        let c = try daemon.client()
+        #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil)
+        try hostileCalls.finish()
+        for id in 1...4 {
+            let answer = hostileCalls.response(id)
+            #expect(answer?["error"]?["code"] == .int(Int64(RPCErrorCode.invalidParams)), "\(String(describing: answer))")
+            let error = answer?["error"]?["data"]?["errors"]?.arrayValue?.first
+            #expect(error?["path"] == "/arguments/host", "\(String(describing: answer))")
+            #expect(error?["message"]?.stringValue?.contains("time limit") == true, "\(String(describing: answer))")
+        }
+        let fine = try c.call(RPCMethod.toolsCall, params: ["name": "resolve", "arguments": ["host": "example.com"]])
+        #expect(fine["stdout"] == "example.com\n", "\(fine)")
+    }
+
     // MARK: Built-ins
 
     @Test func shellAndPythonBuiltinsRunInTheSandbox() throws {

@@ -20,7 +20,7 @@ import Testing
             let pattern = try #require(Pattern(source))
             #expect(pattern.isSimple, "\(source) should not need ICU")
             for input in Self.inputs {
-                #expect(pattern.matches(input) == pattern.matchesWithICU(input), "\(source) on \(input.debugDescription)")
+                #expect(pattern.match(input) == pattern.matchWithICU(input), "\(source) on \(input.debugDescription)")
             }
         }
     }
@@ -29,6 +29,42 @@ import Testing
         for source in Self.complexPatterns {
             #expect(Pattern(source)?.isSimple != true, "\(source)")
         }
-        #expect(Pattern("^(a|b)+$")?.matches("abba") == true)
+        #expect(Pattern("^(a|b)+$")?.match("abba") == .match)
+    }
+
+    /// ReDoS: a pattern that backtracks exponentially on a crafted value gives up (validation then fails)
+    /// instead of holding its thread — here about a minute unbounded, days at 40 characters.
+    @Test func catastrophicBacktrackingGivesUp() throws {
+        let hostile = String(repeating: "a", count: 30) + "!"
+        for source in ["^(a+)+$", "^([a-z0-9]+.)+[a-z]+$"] {
+            let pattern = try #require(Pattern(source))
+            #expect(!pattern.isSimple)
+            #expect(pattern.match(hostile) == .gaveUp, "\(source)")
+            #expect(pattern.match("aaaa") == .match, "\(source)")
+        }
+    }
+
+    /// The in-place matcher's greedy backtracking is polynomial on adjacent overlapping steps: its step
+    /// budget ends that (about a second unbounded here, hours at a few thousand digits).
+    @Test func polynomialBacktrackingInTheSimpleMatcherGivesUp() throws {
+        let pattern = try #require(Pattern("^\\d*\\d*\\d*\\d*x$"))
+        #expect(pattern.isSimple)
+        #expect(pattern.match(String(repeating: "1", count: 300)) == .gaveUp)
+        #expect(pattern.match("123x") == .match)
+        #expect(pattern.match("12y") == .noMatch)
+        // A linear pattern decides a long value well within its budget.
+        let long = try #require(Pattern("^[a-z]+$"))
+        #expect(long.match(String(repeating: "a", count: 4 << 20)) == .match)
+        #expect(long.match(String(repeating: "a", count: 4 << 20) + "!") == .noMatch)
+    }
+
+    /// ICU's limits leave room for real work: a group repeated over 128 Ki characters still decides. (Near
+    /// 400 Ki its backtracking stack, 8 MB, runs out: that gives up too, as NSRegularExpression found
+    /// "no match" there before.)
+    @Test func icuDecidesLongValuesWithinItsLimits() throws {
+        let pattern = try #require(Pattern("^(a|b)+$"))
+        #expect(pattern.match(String(repeating: "ab", count: 1 << 16)) == .match)
+        #expect(pattern.match(String(repeating: "ab", count: 1 << 16) + "!") == .noMatch)
+        #expect(pattern.match(String(repeating: "ab", count: 1 << 20)) == .gaveUp)
     }
 }

@@ -1,0 +1,70 @@
+// See cregex.h. ICU comes from the Swift toolchain's Foundation
+// (lib_FoundationICU), which exports the C API with a `swift_` prefix. A
+// compiled URegularExpression must not be matched from two threads at once,
+// so each search works on a clone (cheap: the compiled pattern is shared).
+#include "cregex.h"
+
+#include <stdlib.h>
+
+typedef struct URegularExpression URegularExpression;
+typedef int32_t UErrorCode;  // the C enum: 0 success, > 0 failure
+#define U_REGEX_STACK_OVERFLOW 0x10311
+#define U_REGEX_TIME_OUT 0x10312
+#define U_FAILURE(e) ((e) > 0)
+
+extern URegularExpression *swift_uregex_open(const uint16_t *pattern, int32_t length, uint32_t flags, void *parse_error,
+                                            UErrorCode *status);
+extern URegularExpression *swift_uregex_clone(const URegularExpression *re, UErrorCode *status);
+extern void swift_uregex_close(URegularExpression *re);
+extern void swift_uregex_setText(URegularExpression *re, const uint16_t *text, int32_t length, UErrorCode *status);
+extern void swift_uregex_setTimeLimit(URegularExpression *re, int32_t limit, UErrorCode *status);
+extern int8_t swift_uregex_find(URegularExpression *re, int32_t start, UErrorCode *status);
+
+struct cregex {
+    URegularExpression *compiled;
+};
+
+cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error) {
+    UErrorCode status = 0;
+    URegularExpression *compiled = swift_uregex_open(pattern, length, 0, NULL, &status);
+    if (compiled == NULL || U_FAILURE(status)) {
+        if (compiled != NULL) swift_uregex_close(compiled);
+        *error = status > 0 ? status : 7;  // U_MEMORY_ALLOCATION_ERROR
+        return NULL;
+    }
+    cregex *re = malloc(sizeof *re);
+    if (re == NULL) {
+        swift_uregex_close(compiled);
+        *error = 7;
+        return NULL;
+    }
+    re->compiled = compiled;
+    *error = 0;
+    return re;
+}
+
+int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int32_t *error) {
+    UErrorCode status = 0;
+    URegularExpression *m = swift_uregex_clone(re->compiled, &status);
+    if (m == NULL || U_FAILURE(status)) {
+        if (m != NULL) swift_uregex_close(m);
+        *error = status > 0 ? status : 7;
+        return -2;
+    }
+    swift_uregex_setTimeLimit(m, time_limit, &status);
+    // The text is not copied: it must outlive the search (it does: the caller's buffer).
+    if (!U_FAILURE(status)) swift_uregex_setText(m, text, length, &status);
+    int8_t found = 0;
+    if (!U_FAILURE(status)) found = swift_uregex_find(m, 0, &status);
+    swift_uregex_close(m);
+    *error = status > 0 ? status : 0;
+    if (status == U_REGEX_TIME_OUT || status == U_REGEX_STACK_OVERFLOW) return -1;
+    if (U_FAILURE(status)) return -2;
+    return found ? 1 : 0;
+}
+
+void cregex_free(cregex *re) {
+    if (re == NULL) return;
+    swift_uregex_close(re->compiled);
+    free(re);
+}
