@@ -2,7 +2,7 @@ import CRegex
 import Foundation
 
 /// What matching a pattern against a text found.
-enum PatternMatch: Sendable {
+public enum RegexMatch: Sendable {
     case match, noMatch
     /// Matching hit its bound before it could decide (a pattern that backtracks without end on this
     /// text, e.g. `^(a+)+$` on "aaaa…!"): validation fails, closed.
@@ -18,22 +18,18 @@ enum PatternMatch: Sendable {
 /// `\cX`, `/u`-mode property escapes mostly agree) is passed through unchanged.
 ///
 /// Patterns match a caller's arguments, and a backtracking engine can take exponential time on a
-/// pattern as ordinary as `^([a-z0-9]+\\.)+[a-z]+$`. So ICU runs with its time limit (`CRegex`; about a
-/// quarter second on the development machine) and its default backtracking stack (8 MB), and the simple
-/// matcher with a step budget; running out of any ends in `.gaveUp`.
+/// pattern as ordinary as `^([a-z0-9]+\\.)+[a-z]+$`. So ICU runs bounded (`BoundedRegex`) and the simple matcher with a
+/// step budget; running out of either ends in `.gaveUp`.
 struct Pattern: Sendable {
     /// The pattern as written in the schema, used in error messages.
     let source: String
-    private let regex: CompiledRegex
+    private let regex: BoundedRegex
     /// Set when the pattern is simple enough to match without ICU (most tool-schema patterns are).
     private let simple: SimplePattern?
 
-    /// ICU's time limit per match, in its match-engine steps (each a few thousand operations).
-    static let timeLimitSteps: Int32 = 1000
-
     init?(_ source: String) {
         // ICU compiles every pattern, simple or not, so that an invalid one is always rejected.
-        guard let regex = CompiledRegex(Self.translate(source)) else { return nil }
+        guard let regex = BoundedRegex(Self.translate(source)) else { return nil }
         self.source = source
         self.regex = regex
         self.simple = SimplePattern(source)
@@ -42,13 +38,13 @@ struct Pattern: Sendable {
     /// Whether ICU is bypassed for this pattern; for the tests.
     var isSimple: Bool { simple != nil }
 
-    func match(_ text: String) -> PatternMatch {
+    func match(_ text: String) -> RegexMatch {
         if let simple { return simple.match(text) }
         return matchWithICU(text)
     }
 
-    func matchWithICU(_ text: String) -> PatternMatch {
-        regex.search(text, timeLimitSteps: Self.timeLimitSteps)
+    func matchWithICU(_ text: String) -> RegexMatch {
+        regex.search(text)
     }
 
     /// Rewrites the ECMA-262 constructs whose ICU meaning differs (see the type's comment).
@@ -88,12 +84,18 @@ struct Pattern: Sendable {
     }
 }
 
-/// An ICU pattern compiled once and searched from any thread (`cregex_search` works on a clone).
-private final class CompiledRegex: Sendable {
+/// An ICU regular expression compiled once and searched from any thread with a time limit (about a
+/// quarter second per search here, and ICU's 8 MB backtracking stack): for patterns that meet text a
+/// caller controls. Each search works on a clone of the compiled pattern (`CRegex`).
+public final class BoundedRegex: Sendable {
     // Sendable: the compiled pattern is never mutated after init; searches clone it.
     nonisolated(unsafe) private let handle: OpaquePointer
 
-    init?(_ pattern: String) {
+    /// ICU's time limit per search, in its match-engine steps (each a few thousand operations).
+    public static let timeLimitSteps: Int32 = 1000
+
+    /// Compiles `pattern` (ICU syntax); nil when it does not compile.
+    public init?(_ pattern: String) {
         let utf16 = Array(pattern.utf16)
         var error: Int32 = 0
         guard let handle = cregex_compile(utf16, Int32(utf16.count), &error) else { return nil }
@@ -102,13 +104,15 @@ private final class CompiledRegex: Sendable {
 
     deinit { cregex_free(handle) }
 
-    func search(_ text: String, timeLimitSteps: Int32) -> PatternMatch {
+    /// Whether the pattern matches anywhere in `text`; `.gaveUp` when a limit ran out first (or ICU
+    /// failed, e.g. out of memory): undecided either way, so callers fail closed.
+    public func search(_ text: String) -> RegexMatch {
         let utf16 = Array(text.utf16)
         var error: Int32 = 0
-        switch cregex_search(handle, utf16, Int32(utf16.count), timeLimitSteps, &error) {
+        switch cregex_search(handle, utf16, Int32(utf16.count), Self.timeLimitSteps, &error) {
         case 1: return .match
         case 0: return .noMatch
-        default: return .gaveUp  // the limit, or an ICU failure (memory): undecided either way
+        default: return .gaveUp
         }
     }
 }

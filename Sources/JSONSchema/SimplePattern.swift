@@ -74,12 +74,12 @@ struct SimplePattern: Sendable {
     /// steps (`^\d*\d*\d*x`) or an unanchored search over a long text is polynomial.
     static func budget(forBytes count: Int) -> Int { 1_000_000 + 32 * count }
 
-    func match(_ text: String) -> PatternMatch {
+    func match(_ text: String) -> RegexMatch {
         var text = text
         return text.withUTF8 { bytes in
             steps.withUnsafeBufferPointer { steps in
                 var budget = Self.budget(forBytes: bytes.count)
-                func decided(_ found: Bool) -> PatternMatch { budget < 0 ? .gaveUp : found ? .match : .noMatch }
+                func decided(_ found: Bool) -> RegexMatch { budget < 0 ? .gaveUp : found ? .match : .noMatch }
                 if anchoredStart { return decided(match(steps, 0, 0, bytes, &budget)) }
                 var start = 0
                 while true {

@@ -361,13 +361,15 @@ import ToolProtocol
         try waitUntil("a dropped connection withdraws its call") { try pending().isEmpty }
     }
 
-    /// `deny_patterns` refuse a call whose arguments match, naming the rule; nothing runs.
+    /// `deny_patterns` refuse a call whose arguments match, naming the rule; nothing runs. A value crafted
+    /// to make a pattern backtrack without end (ReDoS) cannot be decided within the time limit: refused too.
     @Test func denyPatternsRefuseMatchingArguments() throws {
         let tools = try ToolsDirectory()
         defer { tools.remove() }
         try tools.write("note", toolManifest("note", properties: ["text": ["type": "string"]], argv: ["/bin/true"]))
         let policy = """
-            {"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "wipe", "pattern": "rm\\\\s+-rf"}]}}}
+            {"principals": {"*": {"allow": ["*"], "deny_patterns": [
+                {"name": "wipe", "pattern": "rm\\\\s+-rf"}, {"name": "loop", "pattern": "^(a+)+$"}]}}}
             """
         let daemon = try TestDaemon(["--tools-dir", tools.path], policy: policy)
         defer { daemon.stop() }
@@ -378,12 +380,15 @@ import ToolProtocol
                 (RPCMethod.exec, ["argv": ["/bin/true"], "env": ["X": "rm -rf x"]]),
                 (RPCMethod.toolsCall, ["name": "note", "arguments": ["text": "please rm -rf it"]]),
                 (RPCMethod.toolsCall, ["name": "note", "arguments": ["text": "harmless"]]),
+                (RPCMethod.exec, ["argv": ["/bin/echo", .string(String(repeating: "a", count: 28) + "!")]]),
             ])
         for answer in answers.prefix(3) {
             #expect(answer.errorCode == RPCErrorCode.permissionDenied, "\(answer)")
             #expect(answer["error"]?["data"]?["rule"] == #"* deny_patterns "wipe""#)
         }
         #expect(answers[3]["result"]?["status"] == "exited")
+        #expect(answers[4].errorCode == RPCErrorCode.permissionDenied, "\(answers[4])")
+        #expect(answers[4]["error"]?["data"]?["rule"] == #"* deny_patterns "loop""#)
     }
 
     /// The shipped redaction rules replace secrets in results and in streamed output — a private key

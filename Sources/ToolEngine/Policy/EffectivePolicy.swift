@@ -1,4 +1,5 @@
 import Foundation
+import JSONSchema
 import ToolProtocol
 
 /// Whom a policy is evaluated for: a caller, or a user or group an admin asks about.
@@ -150,10 +151,11 @@ public struct EffectivePolicy: Sendable {
         return nil
     }
 
-    /// The first deny pattern that matches one of the call's strings: (pattern name, rule).
+    /// The first deny pattern that matches one of the call's strings: (pattern name, rule). A string a
+    /// pattern cannot decide within its time limit counts as a match (closed).
     public func deniedPattern(in strings: [String]) -> (name: String, rule: String)? {
         for (pattern, rule) in denyPatterns {
-            for text in strings where pattern.regex.firstMatch(in: text, range: NSRange(text.startIndex..., in: text)) != nil {
+            for text in strings where pattern.bounded.search(text) != .noMatch {
                 return (pattern.name, rule)
             }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import JSONSchema
 import ToolProtocol
 
 /// The policy file (`/etc/toold/policy.json`), parsed and checked: every principal's rules, every
@@ -202,6 +203,8 @@ public struct PolicyPattern: @unchecked Sendable {
     public var name: String
     public var pattern: String
     public let regex: NSRegularExpression
+    /// The same pattern, searched with a time limit (deny patterns: a caller's arguments).
+    public let bounded: BoundedRegex
     /// For patterns that span lines: a regex matching where such a span begins (streamed output is held
     /// from there until the whole pattern matches; see `StreamRedactor`).
     public let opens: NSRegularExpression?
@@ -236,6 +239,10 @@ public struct PolicyPattern: @unchecked Sendable {
         } catch {
             throw ConfigurationError(file: file, field: field, reason: "not a valid regular expression: \(pattern)")
         }
+        guard let bounded = BoundedRegex(pattern) else {
+            throw ConfigurationError(file: file, field: field, reason: "not a valid regular expression: \(pattern)")
+        }
+        self.bounded = bounded
         do {
             opens = try opensPattern.map { try NSRegularExpression(pattern: $0) }
         } catch {
