@@ -99,8 +99,30 @@ final class Server: Sendable {
         }
         let path = configuration.socketPath
         try SocketFile.prepare(path: path)
-        let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-        try SocketFile.setPermissions(path: path, group: configuration.socketGroup, logger: logger)
+        // Bound under a temporary name and linked into place once its owner and mode are set, so no client
+        // finds the socket at `path` before the socket group may connect (a client polling for the socket
+        // used to meet EACCES in between). link, not rename: a daemon that bound `path` meanwhile keeps it.
+        let staging = path + ".\(getpid()).new"
+        guard staging.utf8.count < 108 else {
+            // sun_path would not hold the longer name: bind in place (the short window stays).
+            let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            try SocketFile.setPermissions(path: path, group: configuration.socketGroup, logger: logger)
+            return channel
+        }
+        unlink(staging)  // a crashed daemon's, with this pid
+        let channel = try await bootstrap.bind(unixDomainSocketPath: staging).get()
+        defer { unlink(staging) }
+        do {
+            try SocketFile.setPermissions(path: staging, group: configuration.socketGroup, logger: logger)
+            guard link(staging, path) == 0 else {
+                throw errno == EEXIST
+                    ? DaemonError.startup("another daemon bound \(path) while this one started; refusing to take its socket")
+                    : DaemonError.system("link \(staging) to \(path)", errno)
+            }
+        } catch {
+            try? await channel.close()
+            throw error
+        }
         return channel
     }
 

@@ -39,11 +39,16 @@ struct SpawnPathTests {
 
     /// A stand-in zygote (Python, with this build's hello) that dies at a chosen moment: `before` the
     /// request, or `after` reading all of it (marking `mark` with the body's size), without answering.
+    /// Only its first start says hello: a restart (due after a second — a loaded machine gets there)
+    /// fails, so every later spawn clones from the daemon instead of meeting another stand-in.
     static func dyingZygote(in dir: String, when moment: String, mark: String) throws -> String {
         let path = dir + "/zygote-dies-\(moment)"
         let script = """
             #!/usr/bin/python3
             import os, socket, struct
+            if os.path.exists("\(path).started"):
+                os._exit(1)
+            open("\(path).started", "w").close()
             s = socket.socket(fileno=3)
             s.send(struct.pack("<Q", \(cs_zygote_hello())))
             if "\(moment)" == "after":
