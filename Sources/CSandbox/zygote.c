@@ -397,12 +397,12 @@ pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *c, int *pidfd, int
         r = send_with_fds(sock, w.buf + off, chunk, NULL, 0);
     }
     if (r == 0) {
-        // The zygote had the whole request: if it is gone now, it may have
-        // cloned first (see the header). Not -EPIPE, which means "retry".
+        // Gone now: ECONNRESET means it exited with part of the request
+        // unread (it never had it: retry); end of file or a short reply
+        // means it read everything and may have cloned first (see the header).
         int got = 1;
         ssize_t n = recv_with_fds(sock, &reply, sizeof reply, &fd, &got);
-        if (n < 0 && (n == -ECONNRESET || n == -EPIPE)) r = -EOWNERDEAD;
-        else if (n < 0) r = (int)n;
+        if (n < 0) r = (int)n;
         else if (n != (ssize_t)sizeof reply) r = -EOWNERDEAD;
         else if (reply.result > 0 && got != 1) r = -EPROTO;
         if (got != 1) fd = -1;

@@ -63,6 +63,8 @@ public final class CompiledSchema: Sendable {
                 maxErrors: max(1, maxErrors))
             var annotations = Annotations()
             _ = evaluator.evaluate(root, instance, collect: false, &annotations)
+            // A give-up under `not` (or a branch that was allowed to fail) left no error of its own.
+            if let gaveUp = evaluator.gaveUp, !evaluator.errors.contains(gaveUp) { return evaluator.errors + [gaveUp] }
             if evaluator.errors.isEmpty {
                 // Not expected: every failing keyword reports. Never answer "invalid" with no reason.
                 return [ValidationError(instancePath: "", schemaPath: "", message: "does not match the schema")]
@@ -71,14 +73,16 @@ public final class CompiledSchema: Sendable {
         }
     }
 
-    /// Whether `instance` satisfies the schema; stops at the first failure.
+    /// Whether `instance` satisfies the schema; stops at the first failure. A value a pattern could not
+    /// decide within its time limit is not valid.
     public func isValid(_ instance: JSONValue) -> Bool {
         nodes.withUnsafeBufferPointer { buffer in
             var evaluator = Evaluator(
                 nodes: buffer, dynamicAnchors: dynamicAnchors, tracksScope: usesDynamicReferences, reporting: false,
                 maxErrors: 0)
             var annotations = Annotations()
-            return evaluator.evaluate(root, instance, collect: false, &annotations)
+            let valid = evaluator.evaluate(root, instance, collect: false, &annotations)
+            return valid && evaluator.gaveUp == nil
         }
     }
 }

@@ -57,6 +57,10 @@ struct Evaluator {
     private(set) var errors: [ValidationError] = []
     private var instancePath: [PathToken] = []
     private var schemaPath: [PathToken] = []
+    /// The first pattern that gave up (its time limit or budget), where. Undecided means invalid,
+    /// whatever the keyword around it (`not`, `if`, `oneOf`) would make of a failure; and later patterns
+    /// are not tried (each give-up costs the whole time limit).
+    private(set) var gaveUp: ValidationError?
 
     init(
         nodes: UnsafeBufferPointer<SchemaRules>, dynamicAnchors: [[String: NodeID]], tracksScope: Bool,
@@ -324,7 +328,7 @@ struct Evaluator {
             }
         }
         if let pattern = shared.value.pattern {
-            switch pattern.match(text) {
+            switch match(pattern, text, keyword: "pattern") {
             case .match:
                 break
             case .noMatch:
@@ -332,9 +336,9 @@ struct Evaluator {
                 valid = false
                 report("pattern", nil, "must match pattern \(pattern.source)")
             case .gaveUp:
+                // Reported once, by `match`.
                 guard reporting else { return false }
                 valid = false
-                report("pattern", nil, Pattern.gaveUpMessage(pattern))
             }
         }
         return valid
@@ -508,14 +512,13 @@ struct Evaluator {
             if !valid && !reporting { return false }
         }
         for entry in rules.patternProperties {
-            switch entry.pattern.match(key) {
+            switch match(entry.pattern, key, keyword: "patternProperties") {
             case .noMatch:
                 continue
             case .gaveUp:
-                // Undecided whether the key's schema applies: refused, closed.
+                // Undecided whether the key's schema applies: refused, closed (reported once, by `match`).
                 guard reporting else { return false }
                 valid = false
-                report("patternProperties", .key(entry.pattern.source), "property \"\(key)\": " + Pattern.gaveUpMessage(entry.pattern))
                 continue
             case .match:
                 break
@@ -645,6 +648,24 @@ struct Evaluator {
     }
 
     // MARK: - Reporting
+
+    /// Matches a pattern, or gives up at once when one already did (see `gaveUp`). The first give-up is
+    /// reported here, once.
+    private mutating func match(_ pattern: Pattern, _ text: String, keyword: String) -> RegexMatch {
+        guard gaveUp == nil else { return .gaveUp }
+        let result = pattern.match(text)
+        if result == .gaveUp {
+            var schema = ""
+            for token in schemaPath { schema += "/" + token.escaped }
+            var instance = ""
+            for token in instancePath { instance += "/" + token.escaped }
+            let error = ValidationError(
+                instancePath: instance, schemaPath: schema + "/" + keyword, message: Pattern.gaveUpMessage(pattern))
+            gaveUp = error
+            if reporting && errors.count < maxErrors { errors.append(error) }
+        }
+        return result
+    }
 
     private mutating func report(_ keyword: String?, _ sub: PathToken?, _ message: @autoclosure () -> String) {
         guard errors.count < maxErrors else { return }

@@ -39,7 +39,9 @@ struct Pattern: Sendable {
     var isSimple: Bool { simple != nil }
 
     func match(_ text: String) -> RegexMatch {
-        if let simple { return simple.match(text) }
+        // The simple matcher's budget is stricter than ICU's limit (an unanchored search over a long value
+        // is quadratic for it): when it runs out, ICU decides.
+        if let simple, case let result = simple.match(text), result != .gaveUp { return result }
         return matchWithICU(text)
     }
 

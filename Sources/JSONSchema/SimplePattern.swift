@@ -79,7 +79,7 @@ struct SimplePattern: Sendable {
         return text.withUTF8 { bytes in
             steps.withUnsafeBufferPointer { steps in
                 var budget = Self.budget(forBytes: bytes.count)
-                func decided(_ found: Bool) -> RegexMatch { budget < 0 ? .gaveUp : found ? .match : .noMatch }
+                func decided(_ found: Bool) -> RegexMatch { found ? .match : budget < 0 ? .gaveUp : .noMatch }
                 if anchoredStart { return decided(match(steps, 0, 0, bytes, &budget)) }
                 var start = 0
                 while true {

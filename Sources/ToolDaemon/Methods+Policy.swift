@@ -9,11 +9,17 @@ extension Dispatcher {
         [
             RPCMethod.policyGet: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(PolicyGetParams.self, from: params)
-                // NSS lookups (a named user or group) may block: on a lookup thread.
                 let caller = context.caller
-                let subject = try await LookupThreads.shared.run { () -> Result<PolicySubject, RPCError> in
-                    Result { () throws(RPCError) in try policySubject(params, caller: caller) }
-                }.get()
+                let subject: PolicySubject
+                if caller.admin && (params.user != nil || params.group != nil) {
+                    // NSS lookups (a named user or group) may block: on a lookup thread.
+                    subject = try await LookupThreads.shared.run { () -> Result<PolicySubject, RPCError> in
+                        Result { () throws(RPCError) in try policySubject(params, caller: caller) }
+                    }.get()
+                } else {
+                    // Everyone else asks about itself: no lookup (a caller cannot queue lookups for others).
+                    subject = try ownPolicySubject(params, caller: caller)
+                }
                 let view = policy.effective(for: subject).view(source: policy.source, tools: registry.tools.map(\.policyFacts))
                 return try encodeResult(view)
             },
@@ -35,7 +41,30 @@ extension Dispatcher {
         ]
     }
 
-    /// Whose policy `policy.get` shows: the caller's, or (admins only) a named user's or group's.
+    /// `policy.get` for a caller about itself (any caller) — its own user, or a group it is in — decided
+    /// from its identity alone, without the user database.
+    static func ownPolicySubject(_ params: PolicyGetParams, caller: CallerIdentity) throws(RPCError) -> PolicySubject {
+        switch (params.user, params.group) {
+        case (nil, nil):
+            return PolicySubject(caller)
+        case (.some, .some):
+            throw .invalidParams(path: "/group", "give user or group, not both")
+        case (let user?, nil):
+            guard user == caller.user || UInt32(user) == caller.uid else {
+                throw .permissionDenied("only admins may see another user's policy")
+            }
+            return PolicySubject(caller)
+        case (nil, let group?):
+            // The primary group by number is the first of the caller's group names.
+            let name = UInt32(group) == caller.gid ? caller.groups.first ?? group : group
+            guard caller.groups.contains(name) else {
+                throw .permissionDenied("only admins may see the policy of a group they are not in")
+            }
+            return PolicySubject(user: "", uid: nil, groups: [name], label: "group:\(name)")
+        }
+    }
+
+    /// Whose policy `policy.get` shows (admins): the caller's, or a named user's or group's.
     static func policySubject(_ params: PolicyGetParams, caller: CallerIdentity) throws(RPCError) -> PolicySubject {
         switch (params.user, params.group) {
         case (nil, nil):

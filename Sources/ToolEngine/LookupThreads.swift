@@ -6,7 +6,7 @@ import Synchronization
 /// pool is only as wide as the machine has cores and event loops must never block, so one hanging lookup
 /// per core on either would stall every request of every client. Here at most `width` threads run
 /// lookups; threads start when work arrives and end when none waits, and calls beyond `width` wait their
-/// turn in order (each connection queues at most one, so `max_connections` bounds the queue).
+/// turn in order (each connection queues at most one, plus its admin's `policy.get` lookups).
 public final class LookupThreads: Sendable {
     /// The daemon's lookup threads.
     public static let shared = LookupThreads(width: 16)

@@ -73,8 +73,9 @@ enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *bu
             ])
         defer { daemon.stop() }
         let group = groupID("toold") ?? 0
-        // More hanging lookups than the cooperative pool has threads (one per core).
-        let count = ProcessInfo.processInfo.activeProcessorCount + 2
+        // More hanging lookups than the cooperative pool has threads (one per core), fewer than the lookup
+        // threads (16), so root's own lookup finds one free.
+        let count = min(ProcessInfo.processInfo.activeProcessorCount + 2, 15)
         let uids = (0..<count).map { UInt32(64701 + $0) }
         let slow = try uids.map { uid in
             try PeerClient(socket: daemon.socketPath, uid: uid, groups: [group], requests: [(RPCMethod.daemonStatus, .object([:]))])

@@ -1,4 +1,5 @@
 @testable import JSONSchema
+import ToolProtocol
 import Testing
 
 /// The in-place matcher for simple patterns must agree with ICU (after the ECMA rewrite) everywhere.
@@ -47,15 +48,32 @@ import Testing
     /// The in-place matcher's greedy backtracking is polynomial on adjacent overlapping steps: its step
     /// budget ends that (about a second unbounded here, hours at a few thousand digits).
     @Test func polynomialBacktrackingInTheSimpleMatcherGivesUp() throws {
-        let pattern = try #require(Pattern("^\\d*\\d*\\d*\\d*x$"))
-        #expect(pattern.isSimple)
+        let pattern = try #require(SimplePattern("^\\d*\\d*\\d*\\d*x$"))
         #expect(pattern.match(String(repeating: "1", count: 300)) == .gaveUp)
         #expect(pattern.match("123x") == .match)
         #expect(pattern.match("12y") == .noMatch)
+        // Its budget is stricter than ICU's limit: there, ICU decides (a long word, then a match).
+        let unanchored = try #require(Pattern("[a-z]+@"))
+        #expect(unanchored.isSimple)
+        #expect(unanchored.match(String(repeating: "a", count: 2000) + " b@c") == .match)
         // A linear pattern decides a long value well within its budget.
         let long = try #require(Pattern("^[a-z]+$"))
         #expect(long.match(String(repeating: "a", count: 4 << 20)) == .match)
         #expect(long.match(String(repeating: "a", count: 4 << 20) + "!") == .noMatch)
+    }
+
+    /// A pattern that gives up makes the value invalid wherever it sits — under `not` a failure would
+    /// otherwise pass — and decides alone: one give-up per validation, not one per hostile member.
+    @Test func aPatternThatGivesUpInvalidatesTheValueOnce() throws {
+        let hostile = JSONValue.string(String(repeating: "a", count: 30) + "!")
+        let negated = try CompiledSchema(["not": ["pattern": "^(a+)+$"]])
+        #expect(!negated.isValid(hostile))
+        #expect(negated.validate(hostile).first?.message.contains("time limit") == true)
+        #expect(negated.isValid("b"))
+        let list = try CompiledSchema(["type": "array", "items": ["type": "string", "pattern": "^(a+)+$"]])
+        let errors = list.validate(.array(Array(repeating: hostile, count: 100)))
+        #expect(errors.count == 1 && errors.first?.instancePath == "/0", "\(errors)")
+        #expect(errors.first?.schemaPath == "/items/pattern", "\(errors)")
     }
 
     /// ICU's limits leave room for real work: a group repeated over 128 Ki characters still decides. (Near

@@ -56,7 +56,10 @@ struct SpawnPathTests {
                 size = struct.unpack("<Qii", head)[0]
                 got = 0
                 while got < size:
-                    got += len(s.recv(65536))
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    got += len(chunk)
                 open("\(mark)", "w").write(str(size))
             os._exit(0)
             """

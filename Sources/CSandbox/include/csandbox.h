@@ -217,10 +217,12 @@ int cs_zygote_start(const char *path, int *sock_out, pid_t *pid_out);
 /// Asks the zygote to clone a sandbox for `config` (thread-safe). Returns
 /// init's pid and an O_CLOEXEC pidfd in *pidfd, or -errno. The sandbox init
 /// is the zygote's child: poll the pidfd for its exit, do not waitid it.
-/// A zygote found gone while sending the request (-EPIPE, -ECONNRESET) never
-/// had it: the spawn may be retried elsewhere. One that goes after it had the
-/// whole request returns -EOWNERDEAD: it may have cloned the sandbox, which
-/// shares this request's fds and cgroup, so a retry could run the command twice.
+/// A zygote found gone with the request unread (-EPIPE on send, -ECONNRESET:
+/// it exited with data left in its socket) never had it: the spawn may be
+/// retried elsewhere. One that read the whole request and then went (end of
+/// file instead of a reply) returns -EOWNERDEAD: it may have cloned the
+/// sandbox, which shares this request's fds and cgroup, so a retry could run
+/// the command twice.
 pid_t cs_zygote_spawn(int sock, const struct cs_spawn_config *config, int *pidfd, int *placed);
 /// The hello this build's zygote sends first (tests stand in for a zygote with it).
 uint64_t cs_zygote_hello(void);
