@@ -19,6 +19,9 @@ extern void swift_uregex_close(URegularExpression *re);
 extern void swift_uregex_setText(URegularExpression *re, const uint16_t *text, int32_t length, UErrorCode *status);
 extern void swift_uregex_setTimeLimit(URegularExpression *re, int32_t limit, UErrorCode *status);
 extern int8_t swift_uregex_find(URegularExpression *re, int32_t start, UErrorCode *status);
+extern int8_t swift_uregex_findNext(URegularExpression *re, UErrorCode *status);
+extern int32_t swift_uregex_start(URegularExpression *re, int32_t group, UErrorCode *status);
+extern int32_t swift_uregex_end(URegularExpression *re, int32_t group, UErrorCode *status);
 
 struct cregex {
     URegularExpression *compiled;
@@ -43,24 +46,77 @@ cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error) 
     return re;
 }
 
-int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int32_t *error) {
+// A clone of the compiled pattern with its own time limit and text.
+static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
+                                   int32_t *error) {
     UErrorCode status = 0;
     URegularExpression *m = swift_uregex_clone(re->compiled, &status);
     if (m == NULL || U_FAILURE(status)) {
         if (m != NULL) swift_uregex_close(m);
         *error = status > 0 ? status : 7;
-        return -2;
+        return NULL;
     }
     swift_uregex_setTimeLimit(m, time_limit, &status);
-    // The text is not copied: it must outlive the search (it does: the caller's buffer).
+    // The text is not copied: it must outlive the matcher (it does: the caller's buffer).
     if (!U_FAILURE(status)) swift_uregex_setText(m, text, length, &status);
-    int8_t found = 0;
-    if (!U_FAILURE(status)) found = swift_uregex_find(m, 0, &status);
-    swift_uregex_close(m);
+    if (U_FAILURE(status)) {
+        swift_uregex_close(m);
+        *error = status;
+        return NULL;
+    }
+    *error = 0;
+    return m;
+}
+
+static int outcome(UErrorCode status, int8_t found, int32_t *error) {
     *error = status > 0 ? status : 0;
     if (status == U_REGEX_TIME_OUT || status == U_REGEX_STACK_OVERFLOW) return -1;
     if (U_FAILURE(status)) return -2;
     return found ? 1 : 0;
+}
+
+int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int32_t *error) {
+    URegularExpression *m = matcher(re, text, length, time_limit, error);
+    if (m == NULL) return -2;
+    UErrorCode status = 0;
+    int8_t found = swift_uregex_find(m, 0, &status);
+    swift_uregex_close(m);
+    return outcome(status, found, error);
+}
+
+struct cregex_scan {
+    URegularExpression *matcher;
+};
+
+cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
+                              int32_t *error) {
+    URegularExpression *m = matcher(re, text, length, time_limit, error);
+    if (m == NULL) return NULL;
+    cregex_scan *scan = malloc(sizeof *scan);
+    if (scan == NULL) {
+        swift_uregex_close(m);
+        *error = 7;
+        return NULL;
+    }
+    scan->matcher = m;
+    return scan;
+}
+
+int cregex_scan_next(cregex_scan *scan, int32_t *start, int32_t *end, int32_t *error) {
+    UErrorCode status = 0;
+    // findNext, not find(start): find(start) resets the matcher, and with it ICU's clock.
+    int8_t found = swift_uregex_findNext(scan->matcher, &status);
+    if (found && !U_FAILURE(status)) {
+        *start = swift_uregex_start(scan->matcher, 0, &status);
+        *end = swift_uregex_end(scan->matcher, 0, &status);
+    }
+    return outcome(status, found, error);
+}
+
+void cregex_scan_close(cregex_scan *scan) {
+    if (scan == NULL) return;
+    swift_uregex_close(scan->matcher);
+    free(scan);
 }
 
 void cregex_free(cregex *re) {

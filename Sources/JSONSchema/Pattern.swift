@@ -117,6 +117,31 @@ public final class BoundedRegex: Sendable {
         default: return .gaveUp
         }
     }
+
+    /// Every match in `text` (UTF-16 offsets), left to right and not overlapping, as a replace-all sees
+    /// them; nil when a limit ran out first (or ICU failed). `timeLimitSteps` bounds the whole scan, not
+    /// each match.
+    public func matches(in text: [UInt16], timeLimitSteps: Int32) -> [Range<Int>]? {
+        guard text.count <= Int32.max else { return nil }
+        // ICU wants a text pointer even for an empty text, which an empty array may not have.
+        let units = text.isEmpty ? [0] : text
+        return units.withUnsafeBufferPointer { buffer -> [Range<Int>]? in
+            var error: Int32 = 0
+            guard let scan = cregex_scan_open(handle, buffer.baseAddress!, Int32(text.count), timeLimitSteps, &error)
+            else { return nil }
+            defer { cregex_scan_close(scan) }
+            var ranges: [Range<Int>] = []
+            var start: Int32 = 0
+            var end: Int32 = 0
+            while true {
+                switch cregex_scan_next(scan, &start, &end, &error) {
+                case 1: ranges.append(Int(start)..<Int(end))
+                case 0: return ranges
+                default: return nil
+                }
+            }
+        }
+    }
 }
 
 extension Pattern {

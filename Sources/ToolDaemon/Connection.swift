@@ -57,7 +57,7 @@ final class Connection: Sendable {
                     return
                 }
                 // NSS lookups may block (LDAP, sssd): neither on the event loop nor on the cooperative pool.
-                LookupThreads.shared.submit {
+                BlockingThreads.lookups.submit {
                     PeerIdentity.resolve(
                         uid: cred.uid, gid: cred.gid, pid: cred.pid, groups: kernelGroups, adminGroup: adminGroup)
                 } completion: { caller in

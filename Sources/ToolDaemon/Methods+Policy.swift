@@ -10,11 +10,14 @@ extension Dispatcher {
             RPCMethod.policyGet: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(PolicyGetParams.self, from: params)
                 let caller = context.caller
+                if params.user != nil && params.group != nil {
+                    throw .invalidParams(path: "/group", "give user or group, not both")
+                }
                 let subject: PolicySubject
                 if caller.admin && (params.user != nil || params.group != nil) {
                     // NSS lookups (a named user or group) may block: on a lookup thread.
-                    subject = try await LookupThreads.shared.run { () -> Result<PolicySubject, RPCError> in
-                        Result { () throws(RPCError) in try policySubject(params, caller: caller) }
+                    subject = try await BlockingThreads.lookups.run { () -> Result<PolicySubject, RPCError> in
+                        Result { () throws(RPCError) in try namedPolicySubject(params, caller: caller) }
                     }.get()
                 } else {
                     // Everyone else asks about itself: no lookup (a caller cannot queue lookups for others).
@@ -42,19 +45,9 @@ extension Dispatcher {
     }
 
     /// `policy.get` for a caller about itself (any caller) — its own user, or a group it is in — decided
-    /// from its identity alone, without the user database.
+    /// from its identity alone, without the user database. At most one of `user` and `group` is given.
     static func ownPolicySubject(_ params: PolicyGetParams, caller: CallerIdentity) throws(RPCError) -> PolicySubject {
-        switch (params.user, params.group) {
-        case (nil, nil):
-            return PolicySubject(caller)
-        case (.some, .some):
-            throw .invalidParams(path: "/group", "give user or group, not both")
-        case (let user?, nil):
-            guard user == caller.user || UInt32(user) == caller.uid else {
-                throw .permissionDenied("only admins may see another user's policy")
-            }
-            return PolicySubject(caller)
-        case (nil, let group?):
+        if let group = params.group {
             // The primary group by number is the first of the caller's group names.
             let name = UInt32(group) == caller.gid ? caller.groups.first ?? group : group
             guard caller.groups.contains(name) else {
@@ -62,33 +55,26 @@ extension Dispatcher {
             }
             return PolicySubject(user: "", uid: nil, groups: [name], label: "group:\(name)")
         }
+        if let user = params.user, user != caller.user && UInt32(user) != caller.uid {
+            throw .permissionDenied("only admins may see another user's policy")
+        }
+        return PolicySubject(caller)
     }
 
-    /// Whose policy `policy.get` shows (admins): the caller's, or a named user's or group's.
-    static func policySubject(_ params: PolicyGetParams, caller: CallerIdentity) throws(RPCError) -> PolicySubject {
-        switch (params.user, params.group) {
-        case (nil, nil):
-            return PolicySubject(caller)
-        case (.some, .some):
-            throw .invalidParams(path: "/group", "give user or group, not both")
-        case (let user?, nil):
-            let uid = UInt32(user) ?? UserDatabase.userID(user)
-            let name = uid.flatMap(UserDatabase.userName) ?? user
-            guard caller.admin || name == caller.user || uid == caller.uid else {
-                throw .permissionDenied("only admins may see another user's policy")
-            }
-            guard let uid else { throw .notFound("no user \"\(user)\"") }
-            if uid == caller.uid { return PolicySubject(caller) }
-            let gid = UserDatabase.primaryGroup(uid) ?? uid
-            let groups = UserDatabase.groups(user: name, gid: gid).map { UserDatabase.groupName($0) ?? String($0) }
-            return PolicySubject(user: name, uid: uid, groups: groups)
-        case (nil, let group?):
+    /// `policy.get` for an admin naming a user or a group (exactly one): looked up in the user database,
+    /// which may block — call it on a lookup thread.
+    static func namedPolicySubject(_ params: PolicyGetParams, caller: CallerIdentity) throws(RPCError) -> PolicySubject {
+        if let group = params.group {
             let name = UInt32(group).flatMap(UserDatabase.groupName) ?? group
-            guard caller.admin || caller.groups.contains(name) else {
-                throw .permissionDenied("only admins may see the policy of a group they are not in")
-            }
             return PolicySubject(user: "", uid: nil, groups: [name], label: "group:\(name)")
         }
+        let user = params.user ?? caller.user
+        guard let uid = UInt32(user) ?? UserDatabase.userID(user) else { throw .notFound("no user \"\(user)\"") }
+        if uid == caller.uid { return PolicySubject(caller) }
+        let name = UserDatabase.userName(uid) ?? user
+        let gid = UserDatabase.primaryGroup(uid) ?? uid
+        let groups = UserDatabase.groups(user: name, gid: gid).map { UserDatabase.groupName($0) ?? String($0) }
+        return PolicySubject(user: name, uid: uid, groups: groups)
     }
 
     static let maxClockAdvanceMs = 365 * 86_400_000

@@ -7,7 +7,7 @@ import ToolProtocol
 enum PeerIdentity {
     /// Names the peer and its groups. `groups` is the kernel's list (SO_PEERGROUPS) when available: the
     /// groups the connecting process really has, not what the user database says it could have.
-    /// Runs NSS lookups, which may block: call it on a `LookupThreads` thread.
+    /// Runs NSS lookups, which may block: call it on a `BlockingThreads.lookups` thread.
     static func resolve(uid: uid_t, gid: gid_t, pid: pid_t, groups: [gid_t]?, adminGroup: String) -> CallerIdentity {
         let name = UserDatabase.userName(uid)
         var gids = groups ?? name.map { UserDatabase.groups(user: $0, gid: gid) } ?? []

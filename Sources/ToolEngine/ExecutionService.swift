@@ -263,8 +263,11 @@ public final class ExecutionService: Sendable {
                 if !rest.isEmpty { onOutput(executionID, name, rest) }
             }
         }
-        let (stdout, stdoutHits) = redactor.redact(outcome.stdout)
-        let (stderr, stderrHits) = redactor.redact(outcome.stderr)
+        let (out, err) = await redactor.offloading(bytes: outcome.stdout.count + outcome.stderr.count) { redactor in
+            (redactor.redact(outcome.stdout), redactor.redact(outcome.stderr))
+        }
+        let (stdout, stdoutHits) = out
+        let (stderr, stderrHits) = err
         var result = Self.result(executionID: executionID, outcome, stdout: stdout, stderr: stderr)
         result.queuedMs = slot.queuedMs
         let hits = stdoutHits + stderrHits.filter { !stdoutHits.contains($0) }

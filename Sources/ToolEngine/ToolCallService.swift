@@ -77,7 +77,9 @@ public final class ToolCallService: Sendable {
             _ = try executions.resolve(request, executionID: "", caps: authorization.policy.limitCaps)
             let executionID = ExecutionService.newExecutionID()
             // Redacted again with this caller's rules (a shared entry, or rules added since it was stored).
-            var result = hit.redacted(with: authorization.policy.redactor)
+            var result = await authorization.policy.redactor.offloading(
+                bytes: hit.stdout.utf8.count + hit.stderr.utf8.count
+            ) { redactor in hit.redacted(with: redactor) }
             result.cachedFrom = hit.executionId
             result.executionId = executionID
             result.cached = true

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Lookups in the user database (NSS: files, LDAP, …). They can block on a slow directory service: while
-/// serving, call them on `LookupThreads` (neither an event loop nor the cooperative pool).
+/// serving, call them on `BlockingThreads.lookups` (neither an event loop nor the cooperative pool).
 public enum UserDatabase {
     /// The groups the user database gives a user (primary included).
     public static func groups(user: String, gid: gid_t) -> [gid_t] {

@@ -422,6 +422,35 @@ import ToolProtocol
         #expect(!chunks.contains { $0.contains("MIIBOgIBAAJBAKj34") || $0.contains("hunter2") })
     }
 
+    /// Output crafted against a shipped rule cannot hold the daemon: a run of PEM headers without an end
+    /// makes the `private_key` rule quadratic (this 640 KB kept a daemon thread busy for minutes before
+    /// redaction had a time limit). The rule gives up, and the output is withheld, not released half-seen:
+    /// in the result and in the stream, naming the rule. The daemon answers meanwhile, and redacts
+    /// ordinary output as before.
+    @Test func outputThatOutrunsARedactionRuleIsWithheld() throws {
+        let daemon = try TestDaemon()  // the shipped default policy
+        defer { daemon.stop() }
+        let withheld = "[REDACTED:private_key: output withheld, the pattern hit its time limit]"
+        let hostile: JSONValue = ["/usr/bin/python3", "-c", "print('-----BEGIN RSA PRIVATE KEY-----\\n' * 20000, end='')"]
+        // Two at once, one streamed: as many as this machine's cooperative threads.
+        let calls = try PeerClient(
+            socket: daemon.socketPath, uid: 0, groups: [],
+            requests: [(RPCMethod.exec, ["argv": hostile]), (RPCMethod.exec, ["argv": hostile, "stream": true])])
+        let c = try daemon.client()
+        #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil)
+        let ordinary = try c.call(RPCMethod.exec, params: ["argv": ["/bin/echo", "password=hunter2"]])
+        #expect(ordinary["stdout"] == "[REDACTED:password]\n", "\(ordinary)")
+        try calls.finish()
+        for id in 1...2 {
+            let result = calls.response(id)?["result"]
+            #expect(result?["stdout"] == .string(withheld), "\(String(describing: result))")
+            #expect(result?["redacted"] == ["private_key"], "\(String(describing: result))")
+        }
+        let streamed = calls.notifications(RPCMethod.execOutput).compactMap { $0["params"]?["data"]?.stringValue }.joined()
+        #expect(streamed.hasPrefix(withheld), "\(streamed.prefix(200))")
+        #expect(!streamed.contains(String(repeating: "-----BEGIN RSA PRIVATE KEY-----\n", count: 2048)))
+    }
+
     /// A policy that fails to load leaves the previous one in force, and says why in daemon.status.
     @Test func brokenPolicyOnReloadKeepsThePreviousOne() throws {
         let allowExec = #"{"principals": {"*": {"allow": ["exec"]}}}"#

@@ -1,3 +1,4 @@
+import Foundation
 @testable import JSONSchema
 import ToolProtocol
 import Testing
@@ -84,5 +85,31 @@ import Testing
         #expect(pattern.match(String(repeating: "ab", count: 1 << 16)) == .match)
         #expect(pattern.match(String(repeating: "ab", count: 1 << 16) + "!") == .noMatch)
         #expect(pattern.match(String(repeating: "ab", count: 1 << 20)) == .gaveUp)
+    }
+    /// A scan for every match (redaction's replace-all) finds what NSRegularExpression finds — left to
+    /// right, not overlapping, empty matches, UTF-16 offsets around a surrogate pair.
+    @Test func aScanFindsEveryMatchAsICUReplaceAllDoes() throws {
+        let cases: [(String, String)] = [
+            ("[0-9]+", "a1b22c333"), ("x*", "axxbx"), (".", "a😀b"), ("^", "ab"), ("$", "ab"), ("b", "abcabc"), ("z", "abc"),
+            ("(?i)password=\\S+", "PASSWORD=x password=y"), ("[0-9]+", ""),
+        ]
+        for (pattern, text) in cases {
+            let regex = try #require(BoundedRegex(pattern))
+            let expected = try NSRegularExpression(pattern: pattern)
+                .matches(in: text, range: NSRange(location: 0, length: (text as NSString).length))
+                .map { $0.range.location..<($0.range.location + $0.range.length) }
+            #expect(regex.matches(in: Array(text.utf16), timeLimitSteps: 10) == expected, "\(pattern) in \(text)")
+        }
+    }
+
+    /// The time limit of a scan counts over the whole scan: matches that each cost a little add up to a
+    /// give-up (a limit per match would let a long enough text run for as long as it is long).
+    @Test func aScanIsBoundedAsAWhole() throws {
+        let segment = String(repeating: "a", count: 18) + "!ax"  // about 50 of ICU's steps to match
+        let regex = try #require(BoundedRegex("(a+)+x"))
+        #expect(regex.search(segment) == .match)
+        let few = regex.matches(in: Array(String(repeating: segment, count: 4).utf16), timeLimitSteps: 1000)
+        #expect(few?.count == 4)
+        #expect(regex.matches(in: Array(String(repeating: segment, count: 40).utf16), timeLimitSteps: 1000) == nil)
     }
 }

@@ -1,5 +1,6 @@
 // ICU regular expressions with a bound on matching time, for patterns that
-// run on untrusted text (JSON Schema `pattern` against a caller's arguments).
+// run on untrusted text (JSON Schema `pattern` and policy deny patterns
+// against a caller's arguments, redaction patterns over sandbox output).
 // Foundation's NSRegularExpression runs ICU without a limit, and a pattern
 // as plain as ^(a+)+$ backtracks exponentially: 40 characters would hold a
 // thread for days. ICU's own time limit (uregex_setTimeLimit) stops it.
@@ -21,6 +22,23 @@ cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error);
 /// `time_limit` is in ICU's match-engine steps (each a few thousand
 /// operations, on the order of a millisecond), > 0.
 int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int32_t *error);
+
+/// A left-to-right scan for every match in one text, as a replace-all sees
+/// them (after an empty match the next search starts one position on).
+/// The time limit counts over the whole scan, not per match: ICU resets its
+/// clock only when the text is set.
+typedef struct cregex_scan cregex_scan;
+
+/// Starts a scan of `text` (UTF-16, not copied: it must outlive the scan).
+/// NULL and *error when ICU fails (out of memory).
+cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
+                              int32_t *error);
+
+/// The next match: 1 and [*start, *end) in UTF-16 units, 0 no more, -1 a
+/// limit was hit first, -2 another ICU error (*error says which).
+int cregex_scan_next(cregex_scan *scan, int32_t *start, int32_t *end, int32_t *error);
+
+void cregex_scan_close(cregex_scan *scan);
 
 void cregex_free(cregex *re);
 

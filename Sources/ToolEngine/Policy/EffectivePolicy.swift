@@ -155,7 +155,7 @@ public struct EffectivePolicy: Sendable {
     /// pattern cannot decide within its time limit counts as a match (closed).
     public func deniedPattern(in strings: [String]) -> (name: String, rule: String)? {
         for (pattern, rule) in denyPatterns {
-            for text in strings where pattern.bounded.search(text) != .noMatch {
+            for text in strings where pattern.regex.search(text) != .noMatch {
                 return (pattern.name, rule)
             }
         }

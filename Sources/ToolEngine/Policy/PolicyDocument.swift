@@ -197,17 +197,16 @@ public struct PolicyToolFacts: Sendable {
     }
 }
 
-/// A named regular expression (`deny_patterns`, `redact`), compiled at load.
-public struct PolicyPattern: @unchecked Sendable {
-    // @unchecked: NSRegularExpression is immutable after init and documented thread-safe.
+/// A named regular expression (`deny_patterns`, `redact`), compiled at load (ICU syntax). Both kinds meet
+/// text a caller controls — arguments, sandbox output — so they only ever run with a time limit
+/// (`BoundedRegex`).
+public struct PolicyPattern: Sendable {
     public var name: String
     public var pattern: String
-    public let regex: NSRegularExpression
-    /// The same pattern, searched with a time limit (deny patterns: a caller's arguments).
-    public let bounded: BoundedRegex
+    public let regex: BoundedRegex
     /// For patterns that span lines: a regex matching where such a span begins (streamed output is held
     /// from there until the whole pattern matches; see `StreamRedactor`).
-    public let opens: NSRegularExpression?
+    public let opens: BoundedRegex?
 
     init(_ value: JSONValue, file: String, field: String) throws(ConfigurationError) {
         let name: String
@@ -234,19 +233,17 @@ public struct PolicyPattern: @unchecked Sendable {
         default:
             throw ConfigurationError(file: file, field: field, reason: "must be a pattern string or {\"name\", \"pattern\"}")
         }
-        do {
-            regex = try NSRegularExpression(pattern: pattern)
-        } catch {
+        guard let regex = BoundedRegex(pattern) else {
             throw ConfigurationError(file: file, field: field, reason: "not a valid regular expression: \(pattern)")
         }
-        guard let bounded = BoundedRegex(pattern) else {
-            throw ConfigurationError(file: file, field: field, reason: "not a valid regular expression: \(pattern)")
-        }
-        self.bounded = bounded
-        do {
-            opens = try opensPattern.map { try NSRegularExpression(pattern: $0) }
-        } catch {
-            throw ConfigurationError(file: file, field: field + ".opens", reason: "not a valid regular expression")
+        self.regex = regex
+        if let opensPattern {
+            guard let opens = BoundedRegex(opensPattern) else {
+                throw ConfigurationError(file: file, field: field + ".opens", reason: "not a valid regular expression")
+            }
+            self.opens = opens
+        } else {
+            opens = nil
         }
         self.name = name
         self.pattern = pattern

@@ -1,10 +1,16 @@
-import Foundation
+import JSONSchema
 import ToolProtocol
 
 /// Replaces what the policy's `redact` patterns match with `[REDACTED:<name>]`, in outputs and in
 /// everything recorded. Valid UTF-8 is matched as text; other bytes are matched as Latin-1 (one
 /// character per byte), so ASCII patterns still find secrets in binary output and every byte outside a
 /// match comes back unchanged.
+///
+/// The text is the sandbox's output, which a caller controls, and a backtracking pattern can take
+/// quadratic or exponential time on crafted text (the shipped `private_key` rule on a long run of
+/// `-----BEGIN … PRIVATE KEY-----` lines without an end is quadratic). So each pattern scans with a time
+/// limit over the whole text (`timeLimitSteps(forLength:)`), and a pattern that runs out cannot say
+/// what is a secret: the whole text is withheld (`withheld(_:)`), closed.
 public struct Redactor: Sendable {
     public let patterns: [PolicyPattern]
 
@@ -12,33 +18,79 @@ public struct Redactor: Sendable {
 
     public var isEmpty: Bool { patterns.isEmpty }
 
+    /// ICU's time limit for one pattern's scan of a text of `length` UTF-16 units: the limit of a single
+    /// search (about a quarter second) plus one step per 1,000 units — ten backtracking states per
+    /// character, far more than the shipped rules use on any output, so only a runaway pattern meets it,
+    /// and a text's cost stays linear in its length.
+    public static func timeLimitSteps(forLength length: Int) -> Int32 {
+        Int32(clamping: Int(BoundedRegex.timeLimitSteps) + length / 1_000)
+    }
+
+    /// What replaces a whole text when `name` ran out of time on it.
+    public static func withheld(_ name: String) -> String {
+        "[REDACTED:\(name): output withheld, the pattern hit its time limit]"
+    }
+
     /// The bytes with every match replaced, and the names of the patterns that matched (in order, once each).
     public func redact(_ bytes: [UInt8]) -> (bytes: [UInt8], matched: [String]) {
         guard !patterns.isEmpty, !bytes.isEmpty else { return (bytes, []) }
-        if let text = String(validating: bytes, as: UTF8.self) {
-            let (out, matched) = redact(text)
-            return matched.isEmpty ? (bytes, []) : (Array(out.utf8), matched)
-        }
-        let latin1 = String(decoding: bytes.map { UInt16($0) }, as: UTF16.self)
-        let (out, matched) = redact(latin1)
+        let (units, isUTF8) = Self.utf16(bytes)
+        let (out, matched) = redact(units: units)
         guard !matched.isEmpty else { return (bytes, []) }
-        return (out.unicodeScalars.map { UInt8(truncatingIfNeeded: $0.value) }, matched)
+        return (isUTF8 ? Array(String(decoding: out, as: UTF16.self).utf8) : out.map { UInt8(truncatingIfNeeded: $0) }, matched)
     }
 
     /// The text with every match replaced, and the names of the patterns that matched.
     public func redact(_ text: String) -> (text: String, matched: [String]) {
-        // One NSString for all patterns: ICU reads UTF-16, and bridging a String costs a copy per call.
-        var current = NSString(string: text)
+        guard !patterns.isEmpty, !text.isEmpty else { return (text, []) }
+        let (out, matched) = redact(units: Array(text.utf16))
+        return (matched.isEmpty ? text : String(decoding: out, as: UTF16.self), matched)
+    }
+
+    /// The UTF-16 text with every match replaced; the whole text withheld when a pattern gives up.
+    func redact(units text: [UInt16]) -> (units: [UInt16], matched: [String]) {
+        var current = text
         var matched: [String] = []
         for pattern in patterns {
-            let view = current as String
-            let range = NSRange(location: 0, length: current.length)
-            guard pattern.regex.firstMatch(in: view, range: range) != nil else { continue }
-            let replacement = NSRegularExpression.escapedTemplate(for: "[REDACTED:\(pattern.name)]")
-            current = NSString(string: pattern.regex.stringByReplacingMatches(in: view, range: range, withTemplate: replacement))
+            guard let found = pattern.regex.matches(in: current, timeLimitSteps: Self.timeLimitSteps(forLength: current.count))
+            else {
+                if !matched.contains(pattern.name) { matched.append(pattern.name) }
+                return (Array(Self.withheld(pattern.name).utf16), matched)
+            }
+            guard !found.isEmpty else { continue }
+            let replacement = Array("[REDACTED:\(pattern.name)]".utf16)
+            var out: [UInt16] = []
+            out.reserveCapacity(current.count)
+            var position = 0
+            for match in found {
+                out += current[position..<match.lowerBound]
+                out += replacement
+                position = match.upperBound
+            }
+            out += current[position...]
+            current = out
             if !matched.contains(pattern.name) { matched.append(pattern.name) }
         }
-        return (matched.isEmpty ? text : current as String, matched)
+        return (current, matched)
+    }
+
+    /// Outputs below this size are redacted inline, on the calling task: milliseconds at most with the
+    /// shipped rules, whatever the output (a quadratic rule on 4 KiB). Larger ones go to
+    /// `BlockingThreads.redaction`.
+    public static let inlineBytes = 4 << 10
+
+    /// Runs `body`, a redaction of `bytes` bytes of output, inline when they are few and otherwise on
+    /// `BlockingThreads.redaction`, so a large or crafted output never holds a cooperative thread for
+    /// the seconds its scan may take.
+    public func offloading<T: Sendable>(bytes: Int, _ body: @escaping @Sendable (Redactor) -> T) async -> T {
+        guard !isEmpty, bytes >= Self.inlineBytes else { return body(self) }
+        return await BlockingThreads.redaction.run { body(self) }
+    }
+
+    /// Bytes as UTF-16 for matching: decoded when they are valid UTF-8, else one unit per byte (Latin-1).
+    static func utf16(_ bytes: [UInt8]) -> (units: [UInt16], isUTF8: Bool) {
+        if let text = String(validating: bytes, as: UTF8.self) { return (Array(text.utf16), true) }
+        return (bytes.map { UInt16($0) }, false)
     }
 
     /// Every string inside a JSON value redacted (object keys kept), for arguments shown and recorded. A
@@ -71,14 +123,16 @@ public struct Redactor: Sendable {
     }
 
     /// Whether a multi-line pattern has begun in `text` but not ended: some pattern's `opens` regex
-    /// matches more often than the pattern itself (a PEM header without its footer yet).
-    func hasOpenSpan(_ text: String) -> Bool {
-        let range = NSRange(text.startIndex..., in: text)
+    /// matches more often than the pattern itself (a PEM header without its footer yet). Undecided in
+    /// time counts as open: the text is held (up to the stream's bound) rather than released half-seen.
+    func hasOpenSpan(_ text: [UInt16]) -> Bool {
+        let limit = Self.timeLimitSteps(forLength: text.count)
         for pattern in patterns {
             guard let opens = pattern.opens else { continue }
-            if opens.numberOfMatches(in: text, range: range) > pattern.regex.numberOfMatches(in: text, range: range) {
-                return true
-            }
+            guard let begun = opens.matches(in: text, timeLimitSteps: limit)?.count,
+                let whole = pattern.regex.matches(in: text, timeLimitSteps: limit)?.count
+            else { return true }
+            if begun > whole { return true }
         }
         return false
     }
@@ -107,8 +161,7 @@ public final class StreamRedactor: @unchecked Sendable {
             return held.count > maxHeld ? flush() : []
         }
         let complete = Array(held[...lastNewline])
-        let text = String(validating: complete, as: UTF8.self) ?? String(decoding: complete.map { UInt16($0) }, as: UTF16.self)
-        if redactor.hasOpenSpan(text) && held.count <= maxHeld { return [] }
+        if held.count <= maxHeld && redactor.hasOpenSpan(Redactor.utf16(complete).units) { return [] }
         held.removeFirst(lastNewline + 1)
         return redactor.redact(complete).bytes
     }

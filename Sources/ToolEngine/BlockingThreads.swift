@@ -1,0 +1,69 @@
+import Foundation
+import Synchronization
+
+/// Threads for work that may block or run long, kept off NIO's event loops (which must never block) and
+/// off Swift's cooperative pool (only as wide as the machine has cores, so one stuck call per core would
+/// stall every request of every client). At most `width` threads run jobs; threads start when work
+/// arrives and end when none waits, and jobs beyond `width` wait their turn in order.
+/// - `lookups`: NSS lookups (`getpwuid_r`, `getgrgid_r`, …), which wait on whatever the host's nsswitch
+///   names — LDAP, sssd, a directory that is down. Each connection queues at most one, plus its admin's
+///   `policy.get` lookups.
+/// - `redaction`: redacting a large output (`Redactor`): linear in its length, and up to a time limit per
+///   pattern on crafted output — seconds, for the biggest outputs.
+public final class BlockingThreads: Sendable {
+    /// The daemon's NSS lookup threads.
+    public static let lookups = BlockingThreads(width: 16, name: "toold-lookup")
+    /// The daemon's redaction threads (CPU-bound work: about one per core).
+    public static let redaction = BlockingThreads(
+        width: max(2, ProcessInfo.processInfo.activeProcessorCount), name: "toold-redact")
+
+    public let width: Int
+    public let name: String
+    private let state = Mutex(State())
+
+    private struct State {
+        var threads = 0
+        /// Short (at most one per connection or execution): `removeFirst` is cheap enough.
+        var queue: [@Sendable () -> Void] = []
+    }
+
+    public init(width: Int, name: String) {
+        precondition(width > 0)
+        self.width = width
+        self.name = name
+    }
+
+    /// Runs `body` on one of these threads; calls `completion` with its result on that thread.
+    public func submit<T: Sendable>(_ body: @escaping @Sendable () -> T, completion: @escaping @Sendable (T) -> Void) {
+        let startThread = state.withLock { s -> Bool in
+            s.queue.append { completion(body()) }
+            guard s.threads < width else { return false }
+            s.threads += 1
+            return true
+        }
+        if startThread {
+            let thread = Thread { [self] in drain() }
+            thread.name = name
+            thread.start()
+        }
+    }
+
+    /// Runs `body` on one of these threads and waits for it without holding a cooperative thread.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            submit(body) { continuation.resume(returning: $0) }
+        }
+    }
+
+    private func drain() {
+        while let job = state.withLock({ s -> (@Sendable () -> Void)? in
+            guard !s.queue.isEmpty else {
+                s.threads -= 1
+                return nil
+            }
+            return s.queue.removeFirst()
+        }) {
+            job()
+        }
+    }
+}
