@@ -91,6 +91,8 @@ let package = Package(
             dependencies: [
                 "JSONSchema", "ToolProtocol", "ToolEngine", "ToolRecords", .product(name: "Logging", package: "swift-log"),
             ]),
+        // scripts/bench's kernel floor: a clone into toold's namespaces and an exec of /bin/true, nothing more (C only).
+        .executableTarget(name: "SpawnFloor"),
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
