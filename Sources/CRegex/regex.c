@@ -10,6 +10,7 @@ typedef struct URegularExpression URegularExpression;
 typedef int32_t UErrorCode;  // the C enum: 0 success, > 0 failure
 #define U_REGEX_STACK_OVERFLOW 0x10311
 #define U_REGEX_TIME_OUT 0x10312
+#define U_REGEX_STOPPED_BY_CALLER 0x10313
 #define U_FAILURE(e) ((e) > 0)
 
 extern URegularExpression *swift_uregex_open(const uint16_t *pattern, int32_t length, uint32_t flags, void *parse_error,
@@ -18,6 +19,9 @@ extern URegularExpression *swift_uregex_clone(const URegularExpression *re, UErr
 extern void swift_uregex_close(URegularExpression *re);
 extern void swift_uregex_setText(URegularExpression *re, const uint16_t *text, int32_t length, UErrorCode *status);
 extern void swift_uregex_setTimeLimit(URegularExpression *re, int32_t limit, UErrorCode *status);
+typedef int8_t URegexMatchCallback(const void *context, int32_t steps);
+extern void swift_uregex_setMatchCallback(URegularExpression *re, URegexMatchCallback *callback, const void *context,
+                                          UErrorCode *status);
 extern int8_t swift_uregex_find(URegularExpression *re, int32_t start, UErrorCode *status);
 extern int8_t swift_uregex_findNext(URegularExpression *re, UErrorCode *status);
 extern int32_t swift_uregex_start(URegularExpression *re, int32_t group, UErrorCode *status);
@@ -46,10 +50,24 @@ cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error) 
     return re;
 }
 
-// A clone of the compiled pattern with its own time limit and text.
+// ICU calls this once per step of the match engine: one step off the shared
+// budget; false (stop, U_REGEX_STOPPED_BY_CALLER) once it is spent.
+static int8_t spend(const void *context, int32_t steps) {
+    (void)steps;
+    int64_t *budget = (int64_t *)context;
+    *budget -= 1;
+    return *budget > 0;
+}
+
+// A clone of the compiled pattern with its own time limit, budget and text.
 static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
-                                   int32_t *error) {
+                                   int64_t *budget, int32_t *error) {
     UErrorCode status = 0;
+    if (budget != NULL && *budget <= 0) {
+        // Spent: not even the first step (ICU would only stop after it).
+        *error = U_REGEX_STOPPED_BY_CALLER;
+        return NULL;
+    }
     URegularExpression *m = swift_uregex_clone(re->compiled, &status);
     if (m == NULL || U_FAILURE(status)) {
         if (m != NULL) swift_uregex_close(m);
@@ -57,6 +75,7 @@ static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32
         return NULL;
     }
     swift_uregex_setTimeLimit(m, time_limit, &status);
+    if (budget != NULL && !U_FAILURE(status)) swift_uregex_setMatchCallback(m, spend, budget, &status);
     // The text is not copied: it must outlive the matcher (it does: the caller's buffer).
     if (!U_FAILURE(status)) swift_uregex_setText(m, text, length, &status);
     if (U_FAILURE(status)) {
@@ -70,14 +89,15 @@ static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32
 
 static int outcome(UErrorCode status, int8_t found, int32_t *error) {
     *error = status > 0 ? status : 0;
-    if (status == U_REGEX_TIME_OUT || status == U_REGEX_STACK_OVERFLOW) return -1;
+    if (status == U_REGEX_TIME_OUT || status == U_REGEX_STACK_OVERFLOW || status == U_REGEX_STOPPED_BY_CALLER) return -1;
     if (U_FAILURE(status)) return -2;
     return found ? 1 : 0;
 }
 
-int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int32_t *error) {
-    URegularExpression *m = matcher(re, text, length, time_limit, error);
-    if (m == NULL) return -2;
+int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int64_t *budget,
+                  int32_t *error) {
+    URegularExpression *m = matcher(re, text, length, time_limit, budget, error);
+    if (m == NULL) return *error == U_REGEX_STOPPED_BY_CALLER ? -1 : -2;
     UErrorCode status = 0;
     int8_t found = swift_uregex_find(m, 0, &status);
     swift_uregex_close(m);
@@ -89,8 +109,8 @@ struct cregex_scan {
 };
 
 cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
-                              int32_t *error) {
-    URegularExpression *m = matcher(re, text, length, time_limit, error);
+                              int64_t *budget, int32_t *error) {
+    URegularExpression *m = matcher(re, text, length, time_limit, budget, error);
     if (m == NULL) return NULL;
     cregex_scan *scan = malloc(sizeof *scan);
     if (scan == NULL) {

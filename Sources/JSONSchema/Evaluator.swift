@@ -61,6 +61,8 @@ struct Evaluator {
     /// whatever the keyword around it (`not`, `if`, `oneOf`) would make of a failure; and later patterns
     /// are not tried (each give-up costs the whole time limit).
     private(set) var gaveUp: ValidationError?
+    /// The matching time of this evaluation, shared by all its patterns.
+    private let regexBudget = RegexBudget()
 
     init(
         nodes: UnsafeBufferPointer<SchemaRules>, dynamicAnchors: [[String: NodeID]], tracksScope: Bool,
@@ -653,7 +655,7 @@ struct Evaluator {
     /// reported here, once.
     private mutating func match(_ pattern: Pattern, _ text: String, keyword: String) -> RegexMatch {
         guard gaveUp == nil else { return .gaveUp }
-        let result = pattern.match(text)
+        let result = pattern.match(text, budget: regexBudget)
         if result == .gaveUp {
             var schema = ""
             for token in schemaPath { schema += "/" + token.escaped }

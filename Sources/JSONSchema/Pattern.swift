@@ -38,12 +38,22 @@ struct Pattern: Sendable {
     /// Whether ICU is bypassed for this pattern; for the tests.
     var isSimple: Bool { simple != nil }
 
-    func match(_ text: String) -> RegexMatch {
-        // The simple matcher's budget is stricter than ICU's limit (an unanchored search over a long value
-        // is quadratic for it): when it runs out, ICU decides.
-        if let simple, case let result = simple.match(text), result != .gaveUp { return result }
-        return matchWithICU(text)
+    /// Matches `text`, spending from `budget` (one validation's). The simple matcher's own budget per
+    /// match is stricter than ICU's limit (an unanchored search over a long value is quadratic for it):
+    /// when it runs out, ICU decides.
+    func match(_ text: String, budget: RegexBudget) -> RegexMatch {
+        guard !budget.isSpent else { return .gaveUp }
+        budget.grant(forLength: text.utf16.count)
+        if let simple {
+            let (result, used) = simple.match(text, limit: budget.simpleStepsLeft)
+            budget.charge(simpleSteps: used)
+            if result != .gaveUp { return result }
+        }
+        return regex.search(text, spending: budget)
     }
+
+    /// `match(_:budget:)` with a budget of its own.
+    func match(_ text: String) -> RegexMatch { match(text, budget: RegexBudget()) }
 
     func matchWithICU(_ text: String) -> RegexMatch {
         regex.search(text)
@@ -86,9 +96,48 @@ struct Pattern: Sendable {
     }
 }
 
+/// Matching time shared by every pattern match of one call — one validation, one call's deny patterns, one
+/// redaction — in ICU's match-engine steps (10,000 backtracking states each, about a third of a
+/// millisecond here): `BoundedRegex.timeLimitSteps` to start with (about a quarter second), plus, for each
+/// text matched, one step per 1,000 UTF-16 units (ten states per character). So what a call's matching may
+/// cost grows with the size of what it matches and no further: many strings that each stay under the
+/// limit of one search cannot add up to more (a request of hundreds of near-limit strings would otherwise
+/// hold a thread for minutes). Once spent, every further match gives up at once. The in-place simple
+/// matcher spends from it too (10,000 of its steps for one of ICU's).
+///
+/// Not thread-safe: one call's matching uses it, one match at a time.
+public final class RegexBudget: @unchecked Sendable {
+    // @unchecked: used sequentially by one call's matching; ICU's callback (CRegex) decrements `steps`.
+    let steps: UnsafeMutablePointer<Int64>
+    private var simpleStepsUsed = 0
+    static let simpleStepsPerStep = 10_000
+
+    public init(steps: Int64 = Int64(BoundedRegex.timeLimitSteps)) {
+        self.steps = .allocate(capacity: 1)
+        self.steps.initialize(to: steps)
+    }
+
+    deinit { steps.deallocate() }
+
+    /// Whether nothing is left: every further match gives up.
+    public var isSpent: Bool { steps.pointee <= 0 }
+
+    /// Adds the allowance for matching a text of `length` UTF-16 units.
+    public func grant(forLength length: Int) { steps.pointee += Int64(length / 1_000) }
+
+    var simpleStepsLeft: Int { Int(clamping: max(0, steps.pointee)) * Self.simpleStepsPerStep - simpleStepsUsed }
+
+    func charge(simpleSteps used: Int) {
+        simpleStepsUsed += used
+        steps.pointee -= Int64(simpleStepsUsed / Self.simpleStepsPerStep)
+        simpleStepsUsed %= Self.simpleStepsPerStep
+    }
+}
+
 /// An ICU regular expression compiled once and searched from any thread with a time limit (about a
-/// quarter second per search here, and ICU's 8 MB backtracking stack): for patterns that meet text a
-/// caller controls. Each search works on a clone of the compiled pattern (`CRegex`).
+/// quarter second per search here, and ICU's 8 MB backtracking stack) or a share of a call's
+/// `RegexBudget`: for patterns that meet text a caller controls. Each search works on a clone of the
+/// compiled pattern (`CRegex`).
 public final class BoundedRegex: Sendable {
     // Sendable: the compiled pattern is never mutated after init; searches clone it.
     nonisolated(unsafe) private let handle: OpaquePointer
@@ -107,27 +156,43 @@ public final class BoundedRegex: Sendable {
     deinit { cregex_free(handle) }
 
     /// Whether the pattern matches anywhere in `text`; `.gaveUp` when a limit ran out first (or ICU
-    /// failed, e.g. out of memory): undecided either way, so callers fail closed.
-    public func search(_ text: String) -> RegexMatch {
+    /// failed, e.g. out of memory): undecided either way, so callers fail closed. `budget` is the call's
+    /// (its allowance for `text` is added here); without one, the search has a budget of its own.
+    public func search(_ text: String, budget: RegexBudget = RegexBudget()) -> RegexMatch {
+        guard !budget.isSpent else { return .gaveUp }
+        budget.grant(forLength: text.utf16.count)
+        return search(text, spending: budget)
+    }
+
+    /// `search` without the allowance: the caller granted it.
+    func search(_ text: String, spending budget: RegexBudget) -> RegexMatch {
         let utf16 = Array(text.utf16)
+        guard utf16.count <= Int32.max else { return .gaveUp }
         var error: Int32 = 0
-        switch cregex_search(handle, utf16, Int32(utf16.count), Self.timeLimitSteps, &error) {
+        switch cregex_search(handle, utf16, Int32(utf16.count), Self.timeLimit(budget), budget.steps, &error) {
         case 1: return .match
         case 0: return .noMatch
         default: return .gaveUp
         }
     }
 
+    /// ICU's own time limit for a search: what is left of the budget (the budget's callback stops it
+    /// at the same point; the limit is a second line).
+    static func timeLimit(_ budget: RegexBudget) -> Int32 { Int32(clamping: max(1, budget.steps.pointee + 1)) }
+
     /// Every match in `text` (UTF-16 offsets), left to right and not overlapping, as a replace-all sees
-    /// them; nil when a limit ran out first (or ICU failed). `timeLimitSteps` bounds the whole scan, not
-    /// each match.
-    public func matches(in text: [UInt16], timeLimitSteps: Int32) -> [Range<Int>]? {
-        guard text.count <= Int32.max else { return nil }
+    /// them; nil when a limit ran out first (or ICU failed). The scan spends from `budget` (its allowance
+    /// for `text` is added here) over all its matches, not per match.
+    public func matches(in text: [UInt16], budget: RegexBudget = RegexBudget()) -> [Range<Int>]? {
+        guard text.count <= Int32.max, !budget.isSpent else { return nil }
+        budget.grant(forLength: text.count)
         // ICU wants a text pointer even for an empty text, which an empty array may not have.
         let units = text.isEmpty ? [0] : text
         return units.withUnsafeBufferPointer { buffer -> [Range<Int>]? in
             var error: Int32 = 0
-            guard let scan = cregex_scan_open(handle, buffer.baseAddress!, Int32(text.count), timeLimitSteps, &error)
+            guard
+                let scan = cregex_scan_open(
+                    handle, buffer.baseAddress!, Int32(text.count), Self.timeLimit(budget), budget.steps, &error)
             else { return nil }
             defer { cregex_scan_close(scan) }
             var ranges: [Range<Int>] = []

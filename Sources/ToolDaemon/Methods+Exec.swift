@@ -77,7 +77,7 @@ extension RequestContext {
             let redactor = executions.policy.effective(for: PolicySubject(caller)).redactor
             let start = ExecutionStart(
                 executionID: id, requestID: requestID, method: method, tool: tool, caller: caller, startedAt: .now(),
-                arguments: redactor.redact(arguments), decision: error.code == RPCErrorCode.permissionDenied ? "deny" : nil,
+                arguments: await redactor.redactOffloading(arguments), decision: error.code == RPCErrorCode.permissionDenied ? "deny" : nil,
                 rule: error.data?["rule"]?.stringValue)
             executions.recorder.refused(start, error: error)
             throw error

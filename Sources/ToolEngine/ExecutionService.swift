@@ -197,7 +197,7 @@ public final class ExecutionService: Sendable {
             let redactor = authorization.policy.redactor
             let request = ApprovalBook.Request(
                 executionID: executionID, method: admission.method, tool: authorization.tool, caller: caller,
-                arguments: redactor.redact(admission.arguments), rule: rule)
+                arguments: await redactor.redactOffloading(admission.arguments), rule: rule)
             log.info("waiting for approval", metadata: ["toold.uid": "\(caller.uid)", "toold.tool": "\(authorization.tool)", "toold.rule": "\(rule)"])
             try await policy.approvals.wait(request, timeoutMs: policy.approvalTimeoutMs) { expiresInMs in
                 admission.onPendingApproval?(PendingApprovalNote(executionID: executionID, tool: authorization.tool, rule: rule, expiresInMs: expiresInMs))
@@ -236,7 +236,7 @@ public final class ExecutionService: Sendable {
 
         let redactor = authorization.policy.redactor
         // In the history before anything runs; a call that cannot be recorded does not run.
-        try recorder.started(admission.start(executionID: executionID, caller: caller))
+        try recorder.started(await admission.start(executionID: executionID, caller: caller))
         let streams = onOutput.map { _ in (StreamRedactor(redactor), StreamRedactor(redactor)) }
         let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
             guard let onOutput else { return }
@@ -259,7 +259,7 @@ public final class ExecutionService: Sendable {
         if let onOutput, let (out, err) = streams, !redactor.isEmpty {
             // What a multi-line pattern held back goes out before the response.
             for (name, filter) in [(OutputStreamName.stdout, out), (.stderr, err)] {
-                let rest = filter.flush()
+                let rest = await redactor.offloading(bytes: filter.heldBytes) { _ in filter.flush() }
                 if !rest.isEmpty { onOutput(executionID, name, rest) }
             }
         }
@@ -441,11 +441,12 @@ public struct Admission: Sendable {
     }
 
     /// The history's start record of this call under `executionID` (arguments redacted).
-    public func start(executionID: String, caller: CallerIdentity) -> ExecutionStart {
-        ExecutionStart(
+    public func start(executionID: String, caller: CallerIdentity) async -> ExecutionStart {
+        let arguments = await authorization.policy.redactor.redactOffloading(arguments)
+        return ExecutionStart(
             executionID: executionID, requestID: requestID, method: ExecutionMethod(rawValue: method) ?? .exec,
             tool: authorization.tool, caller: caller, startedAt: .now(),
-            arguments: authorization.policy.redactor.redact(arguments), decision: authorization.decision.verdict.rawValue,
+            arguments: arguments, decision: authorization.decision.verdict.rawValue,
             rule: authorization.approvalRule ?? authorization.decision.rule)
     }
 }

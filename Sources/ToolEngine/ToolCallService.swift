@@ -91,7 +91,7 @@ public final class ToolCallService: Sendable {
                     "toold.status": "\(result.status.rawValue)", "toold.cached_from": "\(hit.executionId)",
                 ])
             executions.recorder.completed(
-                admission.start(executionID: executionID, caller: caller),
+                await admission.start(executionID: executionID, caller: caller),
                 ExecutionOutcome(result.execResult, status: ExecutionStatus(result.status), attempts: 1).markedCached())
             return result
         }

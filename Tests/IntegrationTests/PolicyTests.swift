@@ -422,16 +422,24 @@ import ToolProtocol
         #expect(!chunks.contains { $0.contains("MIIBOgIBAAJBAKj34") || $0.contains("hunter2") })
     }
 
-    /// Output crafted against a shipped rule cannot hold the daemon: a run of PEM headers without an end
-    /// makes the `private_key` rule quadratic (this 640 KB kept a daemon thread busy for minutes before
-    /// redaction had a time limit). The rule gives up, and the output is withheld, not released half-seen:
-    /// in the result and in the stream, naming the rule. The daemon answers meanwhile, and redacts
-    /// ordinary output as before.
+    /// Output crafted against a redaction rule cannot hold the daemon. The private-key rule toold shipped
+    /// before this test was quadratic on a run of PEM headers without an end (this 640 KB kept a daemon
+    /// thread busy for minutes); as an operator's rule now, it gives up within the call's matching budget
+    /// and the output is withheld, not released half-seen — in the result and in the stream, naming the
+    /// rule — while the daemon answers and redacts ordinary output. The rule shipped now is linear: the
+    /// same output passes through it, unredacted (there is no key in it), without giving up.
     @Test func outputThatOutrunsARedactionRuleIsWithheld() throws {
-        let daemon = try TestDaemon()  // the shipped default policy
+        let policy = #"""
+            {"principals": {"*": {"allow": ["*"], "redact": [
+                {"name": "private_key", "opens": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----",
+                 "pattern": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\\s\\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"},
+                {"name": "password", "pattern": "password=\\S+"}]}}}
+            """#
+        let daemon = try TestDaemon(policy: policy)
         defer { daemon.stop() }
-        let withheld = "[REDACTED:private_key: output withheld, the pattern hit its time limit]"
-        let hostile: JSONValue = ["/usr/bin/python3", "-c", "print('-----BEGIN RSA PRIVATE KEY-----\\n' * 20000, end='')"]
+        let withheld = "[REDACTED:private_key: withheld, the pattern hit its time limit]"
+        let headers = "'-----BEGIN RSA PRIVATE KEY-----\\n' * 20000"
+        let hostile: JSONValue = ["/usr/bin/python3", "-c", .string("print(\(headers), end='')")]
         // Two at once, one streamed: as many as this machine's cooperative threads.
         let calls = try PeerClient(
             socket: daemon.socketPath, uid: 0, groups: [],
@@ -449,6 +457,39 @@ import ToolProtocol
         let streamed = calls.notifications(RPCMethod.execOutput).compactMap { $0["params"]?["data"]?.stringValue }.joined()
         #expect(streamed.hasPrefix(withheld), "\(streamed.prefix(200))")
         #expect(!streamed.contains(String(repeating: "-----BEGIN RSA PRIVATE KEY-----\n", count: 2048)))
+
+        let shipped = try TestDaemon()
+        defer { shipped.stop() }
+        let plain = try shipped.client().call(RPCMethod.exec, params: ["argv": hostile])
+        #expect(plain["stdout"]?.stringValue?.utf8.count == 640_000, "\(plain["stdout"]?.stringValue?.prefix(200) ?? "")")
+        #expect(plain["redacted"] == nil)
+    }
+
+    /// Strings that each stay under one search's time limit cannot add up to more: every pattern and string
+    /// of one call share one matching budget. Here 600 arguments that each cost a backtracking pattern
+    /// about a tenth of a second (a minute in all, before) meet a deny pattern — refused once the budget
+    /// is spent, undecided counting as a match — and the same pattern as a redaction rule, which withholds
+    /// the arguments it cannot get to in the refusal's record.
+    @Test func manyNearLimitStringsShareOneMatchingBudget() throws {
+        let policy = #"""
+            {"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(a+)+$"}],
+                                  "redact": [{"name": "loopy", "pattern": "^(a+)+$"}]}}}
+            """#
+        let daemon = try TestDaemon(policy: policy)
+        defer { daemon.stop() }
+        let nearLimit = JSONValue.string(String(repeating: "a", count: 22) + "!")
+        let argv = JSONValue.array(["/bin/echo"] + Array(repeating: nearLimit, count: 600))
+        let answers = try callAs(daemon, Self.carol, [(RPCMethod.exec, ["argv": argv])])
+        #expect(answers[0].errorCode == RPCErrorCode.permissionDenied, "\(answers[0])")
+        #expect(answers[0]["error"]?["data"]?["rule"] == #"* deny_patterns "loop""#)
+        let admin = try daemon.client()
+        let list = try admin.call(RPCMethod.executionsList, params: ["status": "denied", "limit": 1])
+        let id = try #require(list["executions"]?.arrayValue?.first?["execution_id"], "\(list)")
+        let record = try admin.call(RPCMethod.executionsGet, params: ["execution_id": id])
+        let recorded = record["arguments"]?["argv"]?.arrayValue ?? []
+        #expect(recorded.count == 601, "\(record)")
+        #expect(recorded.first == "/bin/echo")
+        #expect(recorded.last == "[REDACTED:loopy: withheld, the pattern hit its time limit]", "\(recorded.last as Any)")
     }
 
     /// A policy that fails to load leaves the previous one in force, and says why in daemon.status.

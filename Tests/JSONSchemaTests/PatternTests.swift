@@ -98,7 +98,7 @@ import Testing
             let expected = try NSRegularExpression(pattern: pattern)
                 .matches(in: text, range: NSRange(location: 0, length: (text as NSString).length))
                 .map { $0.range.location..<($0.range.location + $0.range.length) }
-            #expect(regex.matches(in: Array(text.utf16), timeLimitSteps: 10) == expected, "\(pattern) in \(text)")
+            #expect(regex.matches(in: Array(text.utf16)) == expected, "\(pattern) in \(text)")
         }
     }
 
@@ -108,8 +108,32 @@ import Testing
         let segment = String(repeating: "a", count: 18) + "!ax"  // about 50 of ICU's steps to match
         let regex = try #require(BoundedRegex("(a+)+x"))
         #expect(regex.search(segment) == .match)
-        let few = regex.matches(in: Array(String(repeating: segment, count: 4).utf16), timeLimitSteps: 1000)
-        #expect(few?.count == 4)
-        #expect(regex.matches(in: Array(String(repeating: segment, count: 40).utf16), timeLimitSteps: 1000) == nil)
+        #expect(regex.matches(in: Array(String(repeating: segment, count: 4).utf16))?.count == 4)
+        #expect(regex.matches(in: Array(String(repeating: segment, count: 40).utf16)) == nil)
+    }
+
+    /// One budget shared by several searches (one call's strings) bounds them all: searches that each stay
+    /// under the limit of one give up once it is spent, and after that at once; a pattern's evaluation
+    /// (the simple matcher included) spends from one budget per validation.
+    @Test func aBudgetIsSharedAcrossSearches() throws {
+        let segment = String(repeating: "a", count: 18) + "!ax"
+        let regex = try #require(BoundedRegex("(a+)+x"))
+        let budget = RegexBudget()
+        let results = (0..<40).map { _ in regex.search(segment, budget: budget) }
+        #expect(results.prefix(4).allSatisfy { $0 == .match })
+        #expect(results.suffix(4).allSatisfy { $0 == .gaveUp }, "\(results)")
+        #expect(budget.isSpent)
+        // A long text brings its own allowance (ten states per character): a linear pattern decides it.
+        #expect(try #require(BoundedRegex("^[a-z]+$")).search(String(repeating: "a", count: 4 << 20), budget: RegexBudget()) == .match)
+        // Validation: forty strings that each match alone within the limit fail together, naming it.
+        let schema = try CompiledSchema(["type": "array", "items": ["type": "string", "pattern": "(a+)+x"]])
+        #expect(schema.isValid(.array(Array(repeating: .string(segment), count: 4))))
+        let errors = schema.validate(.array(Array(repeating: .string(segment), count: 40)))
+        #expect(errors.count == 1 && errors.first?.message.contains("time limit") == true, "\(errors)")
+        // The simple matcher spends from it too: a budget already spent gives up before matching.
+        let simple = try #require(Pattern("^[a-z]+$"))
+        #expect(simple.isSimple)
+        #expect(simple.match("abc", budget: budget) == .gaveUp)
+        #expect(simple.match("abc", budget: RegexBudget()) == .match)
     }
 }

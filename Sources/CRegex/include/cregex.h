@@ -17,11 +17,17 @@ typedef struct cregex cregex;
 cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error);
 
 /// Searches `text` (UTF-16) for a match anywhere: 1 found, 0 none, -1 a
-/// limit was hit first (the time limit, or ICU's backtracking stack), -2
-/// another ICU error (*error says which).
-/// `time_limit` is in ICU's match-engine steps (each a few thousand
-/// operations, on the order of a millisecond), > 0.
-int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int32_t *error);
+/// limit was hit first (the time limit, the budget, or ICU's backtracking
+/// stack), -2 another ICU error (*error says which).
+/// `time_limit` is in ICU's match-engine steps (each 10,000 backtracking
+/// states, on the order of a third of a millisecond), > 0. `budget`, when
+/// not NULL, is a count of the same steps shared by several searches (one
+/// call's patterns over all its strings): each step taken is subtracted, and
+/// the search stops when it reaches 0 — so many searches that each stay under
+/// their time limit still cannot add up to more. Not thread-safe: one thread
+/// at a time per budget.
+int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int64_t *budget,
+                  int32_t *error);
 
 /// A left-to-right scan for every match in one text, as a replace-all sees
 /// them (after an empty match the next search starts one position on).
@@ -32,7 +38,7 @@ typedef struct cregex_scan cregex_scan;
 /// Starts a scan of `text` (UTF-16, not copied: it must outlive the scan).
 /// NULL and *error when ICU fails (out of memory).
 cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
-                              int32_t *error);
+                              int64_t *budget, int32_t *error);
 
 /// The next match: 1 and [*start, *end) in UTF-16 units, 0 no more, -1 a
 /// limit was hit first, -2 another ICU error (*error says which).

@@ -152,10 +152,12 @@ public struct EffectivePolicy: Sendable {
     }
 
     /// The first deny pattern that matches one of the call's strings: (pattern name, rule). A string a
-    /// pattern cannot decide within its time limit counts as a match (closed).
+    /// pattern cannot decide within the call's matching budget (`RegexBudget`, shared by every pattern and
+    /// string of the call) counts as a match (closed).
     public func deniedPattern(in strings: [String]) -> (name: String, rule: String)? {
+        let budget = RegexBudget()
         for (pattern, rule) in denyPatterns {
-            for text in strings where pattern.regex.search(text) != .noMatch {
+            for text in strings where pattern.regex.search(text, budget: budget) != .noMatch {
                 return (pattern.name, rule)
             }
         }

@@ -8,9 +8,10 @@ import ToolProtocol
 ///
 /// The text is the sandbox's output, which a caller controls, and a backtracking pattern can take
 /// quadratic or exponential time on crafted text (the shipped `private_key` rule on a long run of
-/// `-----BEGIN … PRIVATE KEY-----` lines without an end is quadratic). So each pattern scans with a time
-/// limit over the whole text (`timeLimitSteps(forLength:)`), and a pattern that runs out cannot say
-/// what is a secret: the whole text is withheld (`withheld(_:)`), closed.
+/// `-----BEGIN … PRIVATE KEY-----` lines without an end was quadratic until it was rewritten). So every
+/// redaction — of one text, or of all the strings of one JSON value — spends from one `RegexBudget`
+/// (about a quarter second, plus ten backtracking states per character scanned), and a pattern that runs
+/// out cannot say what is a secret: the text is withheld (`withheld(_:)`), closed.
 public struct Redactor: Sendable {
     public let patterns: [PolicyPattern]
 
@@ -18,17 +19,9 @@ public struct Redactor: Sendable {
 
     public var isEmpty: Bool { patterns.isEmpty }
 
-    /// ICU's time limit for one pattern's scan of a text of `length` UTF-16 units: the limit of a single
-    /// search (about a quarter second) plus one step per 1,000 units — ten backtracking states per
-    /// character, far more than the shipped rules use on any output, so only a runaway pattern meets it,
-    /// and a text's cost stays linear in its length.
-    public static func timeLimitSteps(forLength length: Int) -> Int32 {
-        Int32(clamping: Int(BoundedRegex.timeLimitSteps) + length / 1_000)
-    }
-
     /// What replaces a whole text when `name` ran out of time on it.
     public static func withheld(_ name: String) -> String {
-        "[REDACTED:\(name): output withheld, the pattern hit its time limit]"
+        "[REDACTED:\(name): withheld, the pattern hit its time limit]"
     }
 
     /// The bytes with every match replaced, and the names of the patterns that matched (in order, once each).
@@ -42,18 +35,21 @@ public struct Redactor: Sendable {
 
     /// The text with every match replaced, and the names of the patterns that matched.
     public func redact(_ text: String) -> (text: String, matched: [String]) {
+        redact(text, budget: RegexBudget())
+    }
+
+    func redact(_ text: String, budget: RegexBudget) -> (text: String, matched: [String]) {
         guard !patterns.isEmpty, !text.isEmpty else { return (text, []) }
-        let (out, matched) = redact(units: Array(text.utf16))
+        let (out, matched) = redact(units: Array(text.utf16), budget: budget)
         return (matched.isEmpty ? text : String(decoding: out, as: UTF16.self), matched)
     }
 
     /// The UTF-16 text with every match replaced; the whole text withheld when a pattern gives up.
-    func redact(units text: [UInt16]) -> (units: [UInt16], matched: [String]) {
+    func redact(units text: [UInt16], budget: RegexBudget = RegexBudget()) -> (units: [UInt16], matched: [String]) {
         var current = text
         var matched: [String] = []
         for pattern in patterns {
-            guard let found = pattern.regex.matches(in: current, timeLimitSteps: Self.timeLimitSteps(forLength: current.count))
-            else {
+            guard let found = pattern.regex.matches(in: current, budget: budget) else {
                 if !matched.contains(pattern.name) { matched.append(pattern.name) }
                 return (Array(Self.withheld(pattern.name).utf16), matched)
             }
@@ -74,9 +70,9 @@ public struct Redactor: Sendable {
         return (current, matched)
     }
 
-    /// Outputs below this size are redacted inline, on the calling task: milliseconds at most with the
-    /// shipped rules, whatever the output (a quadratic rule on 4 KiB). Larger ones go to
-    /// `BlockingThreads.redaction`.
+    /// Texts below this size are redacted inline, on the calling task: well under a millisecond with the
+    /// shipped rules, up to the budget's base (about a quarter second) with an operator's runaway one.
+    /// Larger ones go to `BlockingThreads.redaction`.
     public static let inlineBytes = 4 << 10
 
     /// Runs `body`, a redaction of `bytes` bytes of output, inline when they are few and otherwise on
@@ -96,19 +92,42 @@ public struct Redactor: Sendable {
     /// Every string inside a JSON value redacted (object keys kept), for arguments shown and recorded. A
     /// string member is matched together with its name as `name=value`, so `{"PASSWORD": "hunter2"}` (an
     /// `env`, a tool argument) is caught by an assignment rule as `PASSWORD=hunter2` would be.
+    /// All of the value's strings spend from one budget: a value of many strings costs what one text of
+    /// their total length would.
     public func redact(_ value: JSONValue) -> JSONValue {
         guard !patterns.isEmpty else { return value }
+        return redact(value, budget: RegexBudget())
+    }
+
+    /// `redact(_:)` inline when the value's strings are few, else on `BlockingThreads.redaction` (see
+    /// `offloading`): for a caller's arguments, which may be megabytes.
+    public func redactOffloading(_ value: JSONValue) async -> JSONValue {
+        guard !patterns.isEmpty else { return value }
+        return await offloading(bytes: Self.textBytes(value)) { $0.redact(value) }
+    }
+
+    /// The bytes of every string and member name in `value`.
+    static func textBytes(_ value: JSONValue) -> Int {
         switch value {
-        case .string(let s): return .string(redact(s).text)
-        case .array(let items): return .array(items.map { redact($0) })
+        case .string(let s): return s.utf8.count
+        case .array(let items): return items.reduce(0) { $0 + textBytes($1) }
+        case .object(let o): return o.reduce(0) { $0 + $1.key.utf8.count + textBytes($1.value) }
+        default: return 0
+        }
+    }
+
+    private func redact(_ value: JSONValue, budget: RegexBudget) -> JSONValue {
+        switch value {
+        case .string(let s): return .string(redact(s, budget: budget).text)
+        case .array(let items): return .array(items.map { redact($0, budget: budget) })
         case .object(let o):
             var out: [String: JSONValue] = [:]
             for (key, member) in o {
                 guard case .string(let s) = member else {
-                    out[key] = redact(member)
+                    out[key] = redact(member, budget: budget)
                     continue
                 }
-                let (joined, matched) = redact("\(key)=\(s)")
+                let (joined, matched) = redact("\(key)=\(s)", budget: budget)
                 if matched.isEmpty {
                     out[key] = member
                 } else if joined.hasPrefix(key + "=") {
@@ -126,11 +145,11 @@ public struct Redactor: Sendable {
     /// matches more often than the pattern itself (a PEM header without its footer yet). Undecided in
     /// time counts as open: the text is held (up to the stream's bound) rather than released half-seen.
     func hasOpenSpan(_ text: [UInt16]) -> Bool {
-        let limit = Self.timeLimitSteps(forLength: text.count)
+        let budget = RegexBudget()
         for pattern in patterns {
             guard let opens = pattern.opens else { continue }
-            guard let begun = opens.matches(in: text, timeLimitSteps: limit)?.count,
-                let whole = pattern.regex.matches(in: text, timeLimitSteps: limit)?.count
+            guard let begun = opens.matches(in: text, budget: budget)?.count,
+                let whole = pattern.regex.matches(in: text, budget: budget)?.count
             else { return true }
             if begun > whole { return true }
         }
@@ -165,6 +184,9 @@ public final class StreamRedactor: @unchecked Sendable {
         held.removeFirst(lastNewline + 1)
         return redactor.redact(complete).bytes
     }
+
+    /// The bytes held back so far.
+    public var heldBytes: Int { held.count }
 
     /// The end of the stream: everything still held, redacted.
     public func flush() -> [UInt8] {
