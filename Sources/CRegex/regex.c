@@ -5,6 +5,7 @@
 #include "cregex.h"
 
 #include <stdlib.h>
+#include <time.h>
 
 typedef struct URegularExpression URegularExpression;
 typedef int32_t UErrorCode;  // the C enum: 0 success, > 0 failure
@@ -18,7 +19,6 @@ extern URegularExpression *swift_uregex_open(const uint16_t *pattern, int32_t le
 extern URegularExpression *swift_uregex_clone(const URegularExpression *re, UErrorCode *status);
 extern void swift_uregex_close(URegularExpression *re);
 extern void swift_uregex_setText(URegularExpression *re, const uint16_t *text, int32_t length, UErrorCode *status);
-extern void swift_uregex_setTimeLimit(URegularExpression *re, int32_t limit, UErrorCode *status);
 typedef int8_t URegexMatchCallback(const void *context, int32_t steps);
 extern void swift_uregex_setMatchCallback(URegularExpression *re, URegexMatchCallback *callback, const void *context,
                                           UErrorCode *status);
@@ -50,21 +50,25 @@ cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error) 
     return re;
 }
 
-// ICU calls this once per step of the match engine: one step off the shared
-// budget; false (stop, U_REGEX_STOPPED_BY_CALLER) once it is spent.
-static int8_t spend(const void *context, int32_t steps) {
-    (void)steps;
-    int64_t *budget = (int64_t *)context;
-    *budget -= 1;
-    return *budget > 0;
+int64_t cregex_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
-// A clone of the compiled pattern with its own time limit, budget and text.
-static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
-                                   int64_t *budget, int32_t *error) {
+// ICU calls this once per step of its match engine (10,000 backtracking
+// states): false (stop, U_REGEX_STOPPED_BY_CALLER) once the deadline passed.
+static int8_t before_deadline(const void *context, int32_t steps) {
+    (void)steps;
+    return cregex_now_ns() < *(const int64_t *)context;
+}
+
+// A clone of the compiled pattern with the deadline and the text.
+static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32_t length, const int64_t *deadline,
+                                   int32_t *error) {
     UErrorCode status = 0;
-    if (budget != NULL && *budget <= 0) {
-        // Spent: not even the first step (ICU would only stop after it).
+    if (cregex_now_ns() >= *deadline) {
+        // Checked here too: a search shorter than one step never calls back.
         *error = U_REGEX_STOPPED_BY_CALLER;
         return NULL;
     }
@@ -74,8 +78,7 @@ static URegularExpression *matcher(const cregex *re, const uint16_t *text, int32
         *error = status > 0 ? status : 7;
         return NULL;
     }
-    swift_uregex_setTimeLimit(m, time_limit, &status);
-    if (budget != NULL && !U_FAILURE(status)) swift_uregex_setMatchCallback(m, spend, budget, &status);
+    swift_uregex_setMatchCallback(m, before_deadline, deadline, &status);
     // The text is not copied: it must outlive the matcher (it does: the caller's buffer).
     if (!U_FAILURE(status)) swift_uregex_setText(m, text, length, &status);
     if (U_FAILURE(status)) {
@@ -94,9 +97,8 @@ static int outcome(UErrorCode status, int8_t found, int32_t *error) {
     return found ? 1 : 0;
 }
 
-int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int64_t *budget,
-                  int32_t *error) {
-    URegularExpression *m = matcher(re, text, length, time_limit, budget, error);
+int cregex_search(const cregex *re, const uint16_t *text, int32_t length, const int64_t *deadline, int32_t *error) {
+    URegularExpression *m = matcher(re, text, length, deadline, error);
     if (m == NULL) return *error == U_REGEX_STOPPED_BY_CALLER ? -1 : -2;
     UErrorCode status = 0;
     int8_t found = swift_uregex_find(m, 0, &status);
@@ -108,9 +110,9 @@ struct cregex_scan {
     URegularExpression *matcher;
 };
 
-cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
-                              int64_t *budget, int32_t *error) {
-    URegularExpression *m = matcher(re, text, length, time_limit, budget, error);
+cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, const int64_t *deadline,
+                              int32_t *error) {
+    URegularExpression *m = matcher(re, text, length, deadline, error);
     if (m == NULL) return NULL;
     cregex_scan *scan = malloc(sizeof *scan);
     if (scan == NULL) {

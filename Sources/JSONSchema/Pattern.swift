@@ -38,17 +38,13 @@ struct Pattern: Sendable {
     /// Whether ICU is bypassed for this pattern; for the tests.
     var isSimple: Bool { simple != nil }
 
-    /// Matches `text`, spending from `budget` (one validation's). The simple matcher's own budget per
-    /// match is stricter than ICU's limit (an unanchored search over a long value is quadratic for it):
-    /// when it runs out, ICU decides.
+    /// Matches `text` within `budget` (one validation's). The simple matcher's own budget per match is
+    /// stricter than ICU's (an unanchored search over a long value is quadratic for it): when it runs
+    /// out, ICU decides.
     func match(_ text: String, budget: RegexBudget) -> RegexMatch {
         guard !budget.isSpent else { return .gaveUp }
-        budget.grant(forLength: text.utf16.count)
-        if let simple {
-            let (result, used) = simple.match(text, limit: budget.simpleStepsLeft)
-            budget.charge(simpleSteps: used)
-            if result != .gaveUp { return result }
-        }
+        budget.grant(forLength: text.utf8.count)
+        if let simple, case let result = simple.match(text), result != .gaveUp { return result }
         return regex.search(text, spending: budget)
     }
 
@@ -97,53 +93,44 @@ struct Pattern: Sendable {
 }
 
 /// Matching time shared by every pattern match of one call — one validation, one call's deny patterns, one
-/// redaction — in ICU's match-engine steps (10,000 backtracking states each, about a third of a
-/// millisecond here): `BoundedRegex.timeLimitSteps` to start with (about a quarter second), plus, for each
-/// text matched, one step per 1,000 UTF-16 units (ten states per character). So what a call's matching may
-/// cost grows with the size of what it matches and no further: many strings that each stay under the
-/// limit of one search cannot add up to more (a request of hundreds of near-limit strings would otherwise
-/// hold a thread for minutes). Once spent, every further match gives up at once. The in-place simple
-/// matcher spends from it too (10,000 of its steps for one of ICU's).
+/// redaction: a deadline on the monotonic clock, `baseNs` (a quarter second) from its creation, pushed back
+/// `nsPerUnit` for each character of each text matched — many times what a linear pattern spends per
+/// character. So what a call's matching may cost grows with the size of what it matches and no further:
+/// neither one value that makes a pattern backtrack without end nor many values that each stay short
+/// can hold a thread longer (a time limit per search could not say that: 200,000 tiny strings each under
+/// it took a minute). Every search checks the deadline before it starts; ICU checks it every 10,000
+/// backtracking states (`CRegex`), the simple matcher between matches (its own budget per match is a
+/// millisecond or two). Once passed, every further match gives up at once.
 ///
 /// Not thread-safe: one call's matching uses it, one match at a time.
 public final class RegexBudget: @unchecked Sendable {
-    // @unchecked: used sequentially by one call's matching; ICU's callback (CRegex) decrements `steps`.
-    let steps: UnsafeMutablePointer<Int64>
-    private var simpleStepsUsed = 0
-    static let simpleStepsPerStep = 10_000
+    // @unchecked: used sequentially by one call's matching; the C side reads `deadline`.
+    let deadline: UnsafeMutablePointer<Int64>
+    /// The allowance every budget starts with, in nanoseconds.
+    public static let baseNs: Int64 = 250_000_000
+    /// The allowance per character (UTF-8 byte or UTF-16 unit) of a text matched, in nanoseconds.
+    public static let nsPerUnit: Int64 = 250
 
-    public init(steps: Int64 = Int64(BoundedRegex.timeLimitSteps)) {
-        self.steps = .allocate(capacity: 1)
-        self.steps.initialize(to: steps)
+    public init(ns: Int64 = RegexBudget.baseNs) {
+        deadline = .allocate(capacity: 1)
+        deadline.initialize(to: cregex_now_ns() + ns)
     }
 
-    deinit { steps.deallocate() }
+    deinit { deadline.deallocate() }
 
-    /// Whether nothing is left: every further match gives up.
-    public var isSpent: Bool { steps.pointee <= 0 }
+    /// Whether the deadline passed: every further match gives up.
+    public var isSpent: Bool { cregex_now_ns() >= deadline.pointee }
 
-    /// Adds the allowance for matching a text of `length` UTF-16 units.
-    public func grant(forLength length: Int) { steps.pointee += Int64(length / 1_000) }
-
-    var simpleStepsLeft: Int { Int(clamping: max(0, steps.pointee)) * Self.simpleStepsPerStep - simpleStepsUsed }
-
-    func charge(simpleSteps used: Int) {
-        simpleStepsUsed += used
-        steps.pointee -= Int64(simpleStepsUsed / Self.simpleStepsPerStep)
-        simpleStepsUsed %= Self.simpleStepsPerStep
-    }
+    /// Adds the allowance for matching a text of `length` characters.
+    public func grant(forLength length: Int) { deadline.pointee += Int64(length) * Self.nsPerUnit }
 }
 
-/// An ICU regular expression compiled once and searched from any thread with a time limit (about a
-/// quarter second per search here, and ICU's 8 MB backtracking stack) or a share of a call's
-/// `RegexBudget`: for patterns that meet text a caller controls. Each search works on a clone of the
-/// compiled pattern (`CRegex`).
+/// An ICU regular expression compiled once and searched from any thread within a call's `RegexBudget`
+/// (and ICU's 8 MB backtracking stack): for patterns that meet text a caller controls. Each search works
+/// on a clone of the compiled pattern (`CRegex`).
 public final class BoundedRegex: Sendable {
     // Sendable: the compiled pattern is never mutated after init; searches clone it.
     nonisolated(unsafe) private let handle: OpaquePointer
-
-    /// ICU's time limit per search, in its match-engine steps (each a few thousand operations).
-    public static let timeLimitSteps: Int32 = 1000
 
     /// Compiles `pattern` (ICU syntax); nil when it does not compile.
     public init?(_ pattern: String) {
@@ -155,12 +142,13 @@ public final class BoundedRegex: Sendable {
 
     deinit { cregex_free(handle) }
 
-    /// Whether the pattern matches anywhere in `text`; `.gaveUp` when a limit ran out first (or ICU
-    /// failed, e.g. out of memory): undecided either way, so callers fail closed. `budget` is the call's
-    /// (its allowance for `text` is added here); without one, the search has a budget of its own.
+    /// Whether the pattern matches anywhere in `text`; `.gaveUp` when the budget ran out first (or ICU's
+    /// backtracking stack, or ICU failed, e.g. out of memory): undecided either way, so callers fail
+    /// closed. `budget` is the call's (its allowance for `text` is added here); without one, the search
+    /// has a budget of its own.
     public func search(_ text: String, budget: RegexBudget = RegexBudget()) -> RegexMatch {
         guard !budget.isSpent else { return .gaveUp }
-        budget.grant(forLength: text.utf16.count)
+        budget.grant(forLength: text.utf8.count)
         return search(text, spending: budget)
     }
 
@@ -169,16 +157,12 @@ public final class BoundedRegex: Sendable {
         let utf16 = Array(text.utf16)
         guard utf16.count <= Int32.max else { return .gaveUp }
         var error: Int32 = 0
-        switch cregex_search(handle, utf16, Int32(utf16.count), Self.timeLimit(budget), budget.steps, &error) {
+        switch cregex_search(handle, utf16, Int32(utf16.count), budget.deadline, &error) {
         case 1: return .match
         case 0: return .noMatch
         default: return .gaveUp
         }
     }
-
-    /// ICU's own time limit for a search: what is left of the budget (the budget's callback stops it
-    /// at the same point; the limit is a second line).
-    static func timeLimit(_ budget: RegexBudget) -> Int32 { Int32(clamping: max(1, budget.steps.pointee + 1)) }
 
     /// Every match in `text` (UTF-16 offsets), left to right and not overlapping, as a replace-all sees
     /// them; nil when a limit ran out first (or ICU failed). The scan spends from `budget` (its allowance
@@ -191,8 +175,7 @@ public final class BoundedRegex: Sendable {
         return units.withUnsafeBufferPointer { buffer -> [Range<Int>]? in
             var error: Int32 = 0
             guard
-                let scan = cregex_scan_open(
-                    handle, buffer.baseAddress!, Int32(text.count), Self.timeLimit(budget), budget.steps, &error)
+                let scan = cregex_scan_open(handle, buffer.baseAddress!, Int32(text.count), budget.deadline, &error)
             else { return nil }
             defer { cregex_scan_close(scan) }
             var ranges: [Range<Int>] = []

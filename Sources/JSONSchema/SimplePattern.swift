@@ -74,22 +74,16 @@ struct SimplePattern: Sendable {
     /// steps (`^\d*\d*\d*x`) or an unanchored search over a long text is polynomial.
     static func budget(forBytes count: Int) -> Int { 1_000_000 + 32 * count }
 
-    func match(_ text: String) -> RegexMatch { match(text, limit: .max).result }
-
-    /// Matches with at most `limit` steps on top of the per-match budget; also says how many were used.
-    func match(_ text: String, limit: Int) -> (result: RegexMatch, used: Int) {
+    func match(_ text: String) -> RegexMatch {
         var text = text
         return text.withUTF8 { bytes in
             steps.withUnsafeBufferPointer { steps in
-                let allowed = min(Self.budget(forBytes: bytes.count), max(0, limit))
-                var budget = allowed
-                func decided(_ found: Bool) -> (RegexMatch, Int) {
-                    (found ? .match : budget < 0 ? .gaveUp : .noMatch, allowed - max(0, budget))
-                }
+                var budget = Self.budget(forBytes: bytes.count)
+                func decided(_ found: Bool) -> RegexMatch { found ? .match : budget < 0 ? .gaveUp : .noMatch }
                 if anchoredStart { return decided(match(steps, 0, 0, bytes, &budget)) }
                 var start = 0
                 while true {
-                    if match(steps, 0, start, bytes, &budget) { return decided(true) }
+                    if match(steps, 0, start, bytes, &budget) { return .match }
                     guard start < bytes.count, budget >= 0 else { return decided(false) }
                     start += Self.decode(bytes, start).length
                 }

@@ -236,7 +236,10 @@ public final class ExecutionService: Sendable {
 
         let redactor = authorization.policy.redactor
         // In the history before anything runs; a call that cannot be recorded does not run.
-        try recorder.started(await admission.start(executionID: executionID, caller: caller))
+        let start = await admission.start(executionID: executionID, caller: caller)
+        // Redacting the arguments may have waited for a redaction thread.
+        if Task.isCancelled { throw .cancelled("cancelled before it started") }
+        try recorder.started(start)
         let streams = onOutput.map { _ in (StreamRedactor(redactor), StreamRedactor(redactor)) }
         let sink: @Sendable (SandboxStream, [UInt8]) -> Void = { stream, bytes in
             guard let onOutput else { return }

@@ -407,6 +407,10 @@ import ToolProtocol
             echo '-----BEGIN RSA PRIVATE KEY-----'; sleep 0.2
             echo 'MIIBOgIBAAJBAKj34GkxFhD90vcNLYLInFEX6Ppy1tPf9Cnzj4p4WGeKLs1Pt8Qu'; sleep 0.2
             echo '-----END RSA PRIVATE KEY-----'
+            echo '-----BEGIN OPENSSH PRIVATE KEY-----'; echo 'b3BlbnNzaC1rZXktdjEAAAAABG5vbmU'
+            echo '-----END OPENSSH PRIVATE KEY-----'
+            echo '------BEGIN RSA PRIVATE KEY-----'; echo '-MIIEpQIBAAKCAQEAremovedInADiff'
+            echo '------END RSA PRIVATE KEY-----'
             echo done
             """
         let result = try c.call(RPCMethod.exec, params: ["argv": ["/bin/sh", "-c", .string(script)], "stream": true])
@@ -414,12 +418,14 @@ import ToolProtocol
         #expect(stdout.contains("[REDACTED:password]") && !stdout.contains("hunter2"), "\(stdout)")
         #expect(stdout.contains("[REDACTED:aws_access_key]") && stdout.contains("[REDACTED:bearer_token]"))
         #expect(stdout.contains("[REDACTED:private_key]") && !stdout.contains("MIIBOgIBAAJBAKj34"))
+        // An OpenSSH key, and a key removed in a unified diff (its lines behind "-": ------END).
+        #expect(!stdout.contains("b3BlbnNzaC1rZXkt") && !stdout.contains("removedInADiff"), "\(stdout)")
         #expect(stdout.hasSuffix("done\n"))
         let names = Set(result["redacted"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         #expect(names == ["password", "aws_access_key", "bearer_token", "private_key"], "\(names)")
         let streamed = chunks.joined()
         #expect(streamed == stdout, "streamed: \(streamed)")
-        #expect(!chunks.contains { $0.contains("MIIBOgIBAAJBAKj34") || $0.contains("hunter2") })
+        #expect(!chunks.contains { $0.contains("MIIBOgIBAAJBAKj34") || $0.contains("hunter2") || $0.contains("removedInADiff") })
     }
 
     /// Output crafted against a redaction rule cannot hold the daemon. The private-key rule toold shipped

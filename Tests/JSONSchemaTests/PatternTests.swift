@@ -123,7 +123,17 @@ import Testing
         #expect(results.prefix(4).allSatisfy { $0 == .match })
         #expect(results.suffix(4).allSatisfy { $0 == .gaveUp }, "\(results)")
         #expect(budget.isSpent)
-        // A long text brings its own allowance (ten states per character): a linear pattern decides it.
+        // Many searches that each stay short add up too (each under ICU's own step, which a time limit per
+        // search restarts with): twenty thousand would take seconds; the budget ends them.
+        let tiny = try #require(BoundedRegex("^(a+)+$"))
+        let shared = RegexBudget()
+        let many = (0..<20_000).map { _ in tiny.search(String(repeating: "a", count: 12) + "!", budget: shared) }
+        #expect(many.first == .noMatch)
+        #expect(many.last == .gaveUp, "\(many.filter { $0 == .gaveUp }.count) gave up")
+        // Ordinary work is far inside it: a hundred thousand short strings under a simple pattern.
+        let lines = try CompiledSchema(["type": "array", "items": ["type": "string", "pattern": "^[a-z ]+$"]])
+        #expect(lines.isValid(.array(Array(repeating: .string(String(repeating: "abc ", count: 25)), count: 100_000))))
+        // A long text brings its own allowance: a linear pattern decides it.
         #expect(try #require(BoundedRegex("^[a-z]+$")).search(String(repeating: "a", count: 4 << 20), budget: RegexBudget()) == .match)
         // Validation: forty strings that each match alone within the limit fail together, naming it.
         let schema = try CompiledSchema(["type": "array", "items": ["type": "string", "pattern": "(a+)+x"]])

@@ -17,28 +17,25 @@ typedef struct cregex cregex;
 cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error);
 
 /// Searches `text` (UTF-16) for a match anywhere: 1 found, 0 none, -1 a
-/// limit was hit first (the time limit, the budget, or ICU's backtracking
-/// stack), -2 another ICU error (*error says which).
-/// `time_limit` is in ICU's match-engine steps (each 10,000 backtracking
-/// states, on the order of a third of a millisecond), > 0. `budget`, when
-/// not NULL, is a count of the same steps shared by several searches (one
-/// call's patterns over all its strings): each step taken is subtracted, and
-/// the search stops when it reaches 0 — so many searches that each stay under
-/// their time limit still cannot add up to more. Not thread-safe: one thread
-/// at a time per budget.
-int cregex_search(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit, int64_t *budget,
-                  int32_t *error);
+/// limit was hit first (the deadline, or ICU's backtracking stack), -2
+/// another ICU error (*error says which).
+/// `*deadline` is a CLOCK_MONOTONIC time in nanoseconds, shared by several
+/// searches (one call's patterns over all its strings): a search does not
+/// start after it, and stops at ICU's next step after it (ICU checks every
+/// 10,000 backtracking states, a fraction of a millisecond) — so many
+/// searches that each stay short still cannot add up to more. ICU's own
+/// per-search time limit cannot do that: it restarts with every search.
+int cregex_search(const cregex *re, const uint16_t *text, int32_t length, const int64_t *deadline, int32_t *error);
 
 /// A left-to-right scan for every match in one text, as a replace-all sees
-/// them (after an empty match the next search starts one position on).
-/// The time limit counts over the whole scan, not per match: ICU resets its
-/// clock only when the text is set.
+/// them (after an empty match the next search starts one position on),
+/// until the deadline.
 typedef struct cregex_scan cregex_scan;
 
 /// Starts a scan of `text` (UTF-16, not copied: it must outlive the scan).
 /// NULL and *error when ICU fails (out of memory).
-cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, int32_t time_limit,
-                              int64_t *budget, int32_t *error);
+cregex_scan *cregex_scan_open(const cregex *re, const uint16_t *text, int32_t length, const int64_t *deadline,
+                              int32_t *error);
 
 /// The next match: 1 and [*start, *end) in UTF-16 units, 0 no more, -1 a
 /// limit was hit first, -2 another ICU error (*error says which).
@@ -47,5 +44,8 @@ int cregex_scan_next(cregex_scan *scan, int32_t *start, int32_t *end, int32_t *e
 void cregex_scan_close(cregex_scan *scan);
 
 void cregex_free(cregex *re);
+
+/// The clock deadlines are on: CLOCK_MONOTONIC, in nanoseconds.
+int64_t cregex_now_ns(void);
 
 #endif

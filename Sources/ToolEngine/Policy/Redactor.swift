@@ -10,7 +10,7 @@ import ToolProtocol
 /// quadratic or exponential time on crafted text (the shipped `private_key` rule on a long run of
 /// `-----BEGIN … PRIVATE KEY-----` lines without an end was quadratic until it was rewritten). So every
 /// redaction — of one text, or of all the strings of one JSON value — spends from one `RegexBudget`
-/// (about a quarter second, plus ten backtracking states per character scanned), and a pattern that runs
+/// (a quarter second, plus 250 ns per character scanned), and a pattern that runs
 /// out cannot say what is a secret: the text is withheld (`withheld(_:)`), closed.
 public struct Redactor: Sendable {
     public let patterns: [PolicyPattern]
