@@ -17,7 +17,9 @@ extension Dispatcher {
                         registry.tool(named: "exec")?.policyFacts
                         ?? PolicyToolFacts(name: "exec", category: .system, risk: .high, mode: .sandbox, requiresApproval: false)
                     facts.mode = params.mode ?? .sandbox
-                    let authorization = try executions.policy.authorize(context.caller, tool: facts) { params.policyStrings }
+                    let authorization = try await executions.policy.authorizeOffloading(context.caller, tool: facts) {
+                        params.policyStrings
+                    }
                     let (onStart, onOutput) = context.streamingCallbacks(enabled: params.stream == true)
                     let admission = Admission(
                         authorization: authorization, method: RPCMethod.exec, arguments: params.approvalView,

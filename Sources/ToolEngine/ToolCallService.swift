@@ -52,8 +52,11 @@ public final class ToolCallService: Sendable {
             throw .notFound("no tool named \"\(params.name)\" (tools.list shows the tools)")
         }
         let arguments = params.arguments ?? .object([:])
-        let authorization = try executions.policy.authorize(caller, tool: tool.policyFacts) { arguments.allStrings }
-        let argumentErrors = tool.inputSchema.validate(arguments)
+        let authorization = try await executions.policy.authorizeOffloading(caller, tool: tool.policyFacts) {
+            arguments.allStrings
+        }
+        let schema = tool.inputSchema
+        let argumentErrors = await BlockingThreads.matchingOffloaded(bytes: arguments.textBytes) { schema.validate(arguments) }
         if !argumentErrors.isEmpty {
             throw .invalidParams(argumentErrors.map { ParamError(path: "/arguments" + $0.instancePath, message: $0.message) })
         }
@@ -123,7 +126,8 @@ public final class ToolCallService: Sendable {
             var outputErrors: [ToolOutputError]? = nil
             // Only a successful run promises its output; a failed one is reported as its status.
             if let schema = tool.outputSchema, exec.status == .exited, exec.exitCode == 0 {
-                let errors = schema.validate(output.value, maxErrors: 50)
+                let value = output.value
+                let errors = await BlockingThreads.matchingOffloaded(bytes: stdout.count) { schema.validate(value, maxErrors: 50) }
                 if !errors.isEmpty {
                     outputErrors = errors.map { ToolOutputError(path: $0.instancePath, schemaPath: $0.schemaPath, message: $0.message) }
                 }

@@ -132,6 +132,16 @@ import ToolProtocol
             #expect(error?["path"] == "/arguments/host", "\(String(describing: answer))")
             #expect(error?["message"]?.stringValue?.contains("time limit") == true, "\(String(describing: answer))")
         }
+        // A large argument is validated off the cooperative pool (on a matching thread): the same answer.
+        do {
+            let large = try c.call(
+                RPCMethod.toolsCall,
+                params: ["name": "resolve", "arguments": ["host": .string(String(repeating: "a", count: 8192) + "!")]])
+            Issue.record("a hostile 8 KiB host was accepted: \(large)")
+        } catch ClientError.rpc(let error) {
+            #expect(error.code == RPCErrorCode.invalidParams, "\(error)")
+            #expect(error.message.contains("time limit") || "\(error)".contains("time limit"), "\(error)")
+        }
         let fine = try c.call(RPCMethod.toolsCall, params: ["name": "resolve", "arguments": ["host": "example.com"]])
         #expect(fine["stdout"] == "example.com\n", "\(fine)")
     }

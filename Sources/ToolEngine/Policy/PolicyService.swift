@@ -62,6 +62,21 @@ public final class PolicyService: Sendable {
         }
     }
 
+    /// `authorize`, with the deny patterns matched off the cooperative pool when the call's strings are
+    /// large (`BlockingThreads.matchingOffloaded`): they are a caller's, up to a frame's 16 MiB.
+    public func authorizeOffloading(
+        _ caller: CallerIdentity, tool: PolicyToolFacts, strings: () -> [String]
+    ) async throws(RPCError) -> Authorization {
+        guard !effective(for: PolicySubject(caller)).denyPatterns.isEmpty else {
+            return try authorize(caller, tool: tool, strings: strings)
+        }
+        let strings = strings()
+        return try await BlockingThreads.matchingOffloaded(bytes: strings.reduce(0) { $0 + $1.utf8.count }) {
+            () -> Result<Authorization, RPCError> in
+            Result { () throws(RPCError) in try self.authorize(caller, tool: tool) { strings } }
+        }.get()
+    }
+
     /// Decides one call before anything else looks at it: the tool must be allowed, its mode permitted,
     /// no argument may match a deny pattern, and the rates and cooldown must have room (the call is
     /// counted when admitted). Refusals are JSON-RPC errors naming the rule.

@@ -70,17 +70,11 @@ public struct Redactor: Sendable {
         return (current, matched)
     }
 
-    /// Texts below this size are redacted inline, on the calling task: well under a millisecond with the
-    /// shipped rules, up to the budget's base (about a quarter second) with an operator's runaway one.
-    /// Larger ones go to `BlockingThreads.redaction`.
-    public static let inlineBytes = 4 << 10
-
-    /// Runs `body`, a redaction of `bytes` bytes of output, inline when they are few and otherwise on
-    /// `BlockingThreads.redaction`, so a large or crafted output never holds a cooperative thread for
-    /// the seconds its scan may take.
+    /// Runs `body`, a redaction of `bytes` bytes of text, inline when they are few and otherwise on
+    /// `BlockingThreads.matching` (see `matchingOffloaded`).
     public func offloading<T: Sendable>(bytes: Int, _ body: @escaping @Sendable (Redactor) -> T) async -> T {
-        guard !isEmpty, bytes >= Self.inlineBytes else { return body(self) }
-        return await BlockingThreads.redaction.run { body(self) }
+        guard !isEmpty else { return body(self) }
+        return await BlockingThreads.matchingOffloaded(bytes: bytes) { body(self) }
     }
 
     /// Bytes as UTF-16 for matching: decoded when they are valid UTF-8, else one unit per byte (Latin-1).
@@ -99,21 +93,11 @@ public struct Redactor: Sendable {
         return redact(value, budget: RegexBudget())
     }
 
-    /// `redact(_:)` inline when the value's strings are few, else on `BlockingThreads.redaction` (see
+    /// `redact(_:)` inline when the value's strings are few, else on `BlockingThreads.matching` (see
     /// `offloading`): for a caller's arguments, which may be megabytes.
     public func redactOffloading(_ value: JSONValue) async -> JSONValue {
         guard !patterns.isEmpty else { return value }
-        return await offloading(bytes: Self.textBytes(value)) { $0.redact(value) }
-    }
-
-    /// The bytes of every string and member name in `value`.
-    static func textBytes(_ value: JSONValue) -> Int {
-        switch value {
-        case .string(let s): return s.utf8.count
-        case .array(let items): return items.reduce(0) { $0 + textBytes($1) }
-        case .object(let o): return o.reduce(0) { $0 + $1.key.utf8.count + textBytes($1.value) }
-        default: return 0
-        }
+        return await offloading(bytes: value.textBytes) { $0.redact(value) }
     }
 
     private func redact(_ value: JSONValue, budget: RegexBudget) -> JSONValue {
