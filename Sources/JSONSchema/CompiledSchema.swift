@@ -56,11 +56,13 @@ public final class CompiledSchema: Sendable {
     /// invalid instance); empty when it is valid. Errors come in a stable order: schema keyword order,
     /// object members sorted by name.
     public func validate(_ instance: JSONValue, maxErrors: Int = 100) -> [ValidationError] {
-        if isValid(instance) { return [] }
+        // One matching budget for both passes: a hostile value costs it once, not twice.
+        let budget = RegexBudget()
+        if isValid(instance, budget: budget) { return [] }
         return nodes.withUnsafeBufferPointer { buffer in
             var evaluator = Evaluator(
                 nodes: buffer, dynamicAnchors: dynamicAnchors, tracksScope: usesDynamicReferences, reporting: true,
-                maxErrors: max(1, maxErrors))
+                maxErrors: max(1, maxErrors), regexBudget: budget)
             var annotations = Annotations()
             _ = evaluator.evaluate(root, instance, collect: false, &annotations)
             // A give-up under `not` (or a branch that was allowed to fail) left no error of its own.
@@ -75,11 +77,13 @@ public final class CompiledSchema: Sendable {
 
     /// Whether `instance` satisfies the schema; stops at the first failure. A value a pattern could not
     /// decide within its time limit is not valid.
-    public func isValid(_ instance: JSONValue) -> Bool {
+    public func isValid(_ instance: JSONValue) -> Bool { isValid(instance, budget: RegexBudget()) }
+
+    func isValid(_ instance: JSONValue, budget: RegexBudget) -> Bool {
         nodes.withUnsafeBufferPointer { buffer in
             var evaluator = Evaluator(
                 nodes: buffer, dynamicAnchors: dynamicAnchors, tracksScope: usesDynamicReferences, reporting: false,
-                maxErrors: 0)
+                maxErrors: 0, regexBudget: budget)
             var annotations = Annotations()
             let valid = evaluator.evaluate(root, instance, collect: false, &annotations)
             return valid && evaluator.gaveUp == nil

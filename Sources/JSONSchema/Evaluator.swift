@@ -61,13 +61,14 @@ struct Evaluator {
     /// whatever the keyword around it (`not`, `if`, `oneOf`) would make of a failure; and later patterns
     /// are not tried (each give-up costs the whole time limit).
     private(set) var gaveUp: ValidationError?
-    /// The matching time of this evaluation, shared by all its patterns.
-    private let regexBudget = RegexBudget()
+    /// The matching time of this validation, shared by all its patterns (and both passes of `validate`).
+    private let regexBudget: RegexBudget
 
     init(
         nodes: UnsafeBufferPointer<SchemaRules>, dynamicAnchors: [[String: NodeID]], tracksScope: Bool,
-        reporting: Bool, maxErrors: Int
+        reporting: Bool, maxErrors: Int, regexBudget: RegexBudget
     ) {
+        self.regexBudget = regexBudget
         self.nodes = nodes
         self.dynamicAnchors = dynamicAnchors
         self.tracksScope = tracksScope

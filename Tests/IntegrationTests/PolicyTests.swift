@@ -411,6 +411,7 @@ import ToolProtocol
             echo '-----END OPENSSH PRIVATE KEY-----'
             echo '------BEGIN RSA PRIVATE KEY-----'; echo '-MIIEpQIBAAKCAQEAremovedInADiff'
             echo '------END RSA PRIVATE KEY-----'
+            echo '-----BEGIN PGP PRIVATE KEY BLOCK-----'; echo 'lQOYBGPgpKeyMaterial'; echo '-----END PGP PRIVATE KEY BLOCK-----'
             echo done
             """
         let result = try c.call(RPCMethod.exec, params: ["argv": ["/bin/sh", "-c", .string(script)], "stream": true])
@@ -420,6 +421,7 @@ import ToolProtocol
         #expect(stdout.contains("[REDACTED:private_key]") && !stdout.contains("MIIBOgIBAAJBAKj34"))
         // An OpenSSH key, and a key removed in a unified diff (its lines behind "-": ------END).
         #expect(!stdout.contains("b3BlbnNzaC1rZXkt") && !stdout.contains("removedInADiff"), "\(stdout)")
+        #expect(!stdout.contains("lQOYBGPgpKeyMaterial"), "\(stdout)")
         #expect(stdout.hasSuffix("done\n"))
         let names = Set(result["redacted"]?.arrayValue?.compactMap(\.stringValue) ?? [])
         #expect(names == ["password", "aws_access_key", "bearer_token", "private_key"], "\(names)")

@@ -105,21 +105,23 @@ import Testing
     /// The time limit of a scan counts over the whole scan: matches that each cost a little add up to a
     /// give-up (a limit per match would let a long enough text run for as long as it is long).
     @Test func aScanIsBoundedAsAWhole() throws {
-        let segment = String(repeating: "a", count: 18) + "!ax"  // about 50 of ICU's steps to match
+        // About a millisecond to match here, so a few stay far inside the budget on a loaded machine too,
+        // and thousands far beyond it on a fast one.
+        let segment = String(repeating: "a", count: 14) + "!ax"
         let regex = try #require(BoundedRegex("(a+)+x"))
         #expect(regex.search(segment) == .match)
         #expect(regex.matches(in: Array(String(repeating: segment, count: 4).utf16))?.count == 4)
-        #expect(regex.matches(in: Array(String(repeating: segment, count: 40).utf16)) == nil)
+        #expect(regex.matches(in: Array(String(repeating: segment, count: 4000).utf16)) == nil)
     }
 
     /// One budget shared by several searches (one call's strings) bounds them all: searches that each stay
     /// under the limit of one give up once it is spent, and after that at once; a pattern's evaluation
     /// (the simple matcher included) spends from one budget per validation.
     @Test func aBudgetIsSharedAcrossSearches() throws {
-        let segment = String(repeating: "a", count: 18) + "!ax"
+        let segment = String(repeating: "a", count: 14) + "!ax"  // about a millisecond, as above
         let regex = try #require(BoundedRegex("(a+)+x"))
         let budget = RegexBudget()
-        let results = (0..<40).map { _ in regex.search(segment, budget: budget) }
+        let results = (0..<4000).map { _ in regex.search(segment, budget: budget) }
         #expect(results.prefix(4).allSatisfy { $0 == .match })
         #expect(results.suffix(4).allSatisfy { $0 == .gaveUp }, "\(results)")
         #expect(budget.isSpent)
@@ -130,15 +132,21 @@ import Testing
         let many = (0..<20_000).map { _ in tiny.search(String(repeating: "a", count: 12) + "!", budget: shared) }
         #expect(many.first == .noMatch)
         #expect(many.last == .gaveUp, "\(many.filter { $0 == .gaveUp }.count) gave up")
+        // Work that saves no backtracking states is cut off too: an atomic group makes this search
+        // quadratic (minutes on 4 MiB) without ever reaching ICU's state callback.
+        let atomic = try #require(BoundedRegex("(?>[a-z]*)@"))
+        #expect(atomic.search(String(repeating: "a", count: 4 << 20)) == .gaveUp)
+        #expect(atomic.matches(in: Array(String(repeating: "a", count: 4 << 20).utf16)) == nil)
+        #expect(atomic.search(String(repeating: "a", count: 1000) + "@") == .match)
         // Ordinary work is far inside it: a hundred thousand short strings under a simple pattern.
         let lines = try CompiledSchema(["type": "array", "items": ["type": "string", "pattern": "^[a-z ]+$"]])
         #expect(lines.isValid(.array(Array(repeating: .string(String(repeating: "abc ", count: 25)), count: 100_000))))
         // A long text brings its own allowance: a linear pattern decides it.
         #expect(try #require(BoundedRegex("^[a-z]+$")).search(String(repeating: "a", count: 4 << 20), budget: RegexBudget()) == .match)
-        // Validation: forty strings that each match alone within the limit fail together, naming it.
+        // Validation: thousands of strings that each match alone within the limit fail together, naming it.
         let schema = try CompiledSchema(["type": "array", "items": ["type": "string", "pattern": "(a+)+x"]])
         #expect(schema.isValid(.array(Array(repeating: .string(segment), count: 4))))
-        let errors = schema.validate(.array(Array(repeating: .string(segment), count: 40)))
+        let errors = schema.validate(.array(Array(repeating: .string(segment), count: 4000)))
         #expect(errors.count == 1 && errors.first?.message.contains("time limit") == true, "\(errors)")
         // The simple matcher spends from it too: a budget already spent gives up before matching.
         let simple = try #require(Pattern("^[a-z]+$"))

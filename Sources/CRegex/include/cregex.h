@@ -19,7 +19,7 @@ cregex *cregex_compile(const uint16_t *pattern, int32_t length, int32_t *error);
 /// Searches `text` (UTF-16) for a match anywhere: 1 found, 0 none, -1 a
 /// limit was hit first (the deadline, or ICU's backtracking stack), -2
 /// another ICU error (*error says which).
-/// `*deadline` is a CLOCK_MONOTONIC time in nanoseconds, shared by several
+/// `*deadline` is a `cregex_now_ns` time (CLOCK_MONOTONIC), shared by several
 /// searches (one call's patterns over all its strings): a search does not
 /// start after it, and stops at ICU's next step after it (ICU checks every
 /// 10,000 backtracking states, a fraction of a millisecond) — so many

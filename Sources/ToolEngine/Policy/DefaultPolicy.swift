@@ -10,8 +10,8 @@ public enum DefaultPolicy {
     "*": {
       "comment": "Everyone: nothing allowed; secrets are redacted from every output and record.",
       "redact": [
-        {"name": "private_key", "pattern": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:(?!-----BEGIN )[\\s\\S])*?-----END [A-Z0-9 ]*PRIVATE KEY-----",
-         "opens": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----"},
+        {"name": "private_key", "pattern": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----(?:(?!-----BEGIN )[\\s\\S])*?-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----",
+         "opens": "-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----"},
         {"name": "bearer_token", "pattern": "(?i)\\bbearer\\s+[A-Za-z0-9\\-._~+/]{8,}=*"},
         {"name": "aws_access_key", "pattern": "\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b"},
         {"name": "aws_secret_key", "pattern": "(?i)\\baws_secret_access_key\\s*[=:]\\s*[A-Za-z0-9/+=]{40}"},
