@@ -99,8 +99,9 @@ struct Pattern: Sendable {
 /// neither one value that makes a pattern backtrack without end nor many values that each stay short
 /// can hold a thread longer (a time limit per search could not say that: 200,000 tiny strings each under
 /// it took a minute). Every search checks the deadline before it starts; ICU checks it every 10,000
-/// backtracking states (`CRegex`), the simple matcher between matches (its own budget per match is a
-/// millisecond or two). Once passed, every further match gives up at once.
+/// backtracking states it saves and every 32 start positions it tries (`CRegex`); the simple matcher is
+/// checked between matches (its own budget per match is 1M steps + 32 per byte). Once passed, every
+/// further match gives up at once.
 ///
 /// Not thread-safe: one call's matching uses it, one match at a time.
 public final class RegexBudget: @unchecked Sendable {
