@@ -55,9 +55,10 @@ public final class CompiledSchema: Sendable {
     /// Every way `instance` fails the schema, up to `maxErrors` (at least one is always reported for an
     /// invalid instance); empty when it is valid. Errors come in a stable order: schema keyword order,
     /// object members sorted by name.
-    public func validate(_ instance: JSONValue, maxErrors: Int = 100) -> [ValidationError] {
-        // One matching budget for both passes: a hostile value costs it once, not twice.
-        let budget = RegexBudget()
+    /// Patterns match within `budget` (one budget for both passes: a hostile value costs it once).
+    public func validate(
+        _ instance: JSONValue, maxErrors: Int = 100, budget: RegexBudget = RegexBudget()
+    ) -> [ValidationError] {
         if isValid(instance, budget: budget) { return [] }
         return nodes.withUnsafeBufferPointer { buffer in
             var evaluator = Evaluator(

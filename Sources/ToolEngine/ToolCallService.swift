@@ -55,8 +55,7 @@ public final class ToolCallService: Sendable {
         let authorization = try await executions.policy.authorizeOffloading(caller, tool: tool.policyFacts) {
             arguments.allStrings
         }
-        let schema = tool.inputSchema
-        let argumentErrors = await BlockingThreads.matchingOffloaded(bytes: arguments.textBytes) { schema.validate(arguments) }
+        let argumentErrors = await Self.validate(arguments, against: tool.inputSchema)
         if !argumentErrors.isEmpty {
             throw .invalidParams(argumentErrors.map { ParamError(path: "/arguments" + $0.instancePath, message: $0.message) })
         }
@@ -346,6 +345,27 @@ struct ResultCache {
 extension Tool {
     /// SHA-256 of the manifest's canonical JSON: changes whenever anything in the manifest does.
     public var digest: String { SHA256.hex(CanonicalJSON.serialize(json)) }
+}
+
+extension ToolCallService {
+    /// A small budget for validating small arguments inline, on the calling task: far more than ordinary
+    /// validation takes there (microseconds), far less than a runaway pattern would hold a cooperative
+    /// thread for with the full budget.
+    static let inlineValidationNs: Int64 = 5_000_000
+
+    /// `schema.validate(arguments)`, off the cooperative pool unless it is quick: small arguments are
+    /// validated inline within `inlineValidationNs`; if that runs out (a pattern that backtracks on them),
+    /// or the arguments are large, on `BlockingThreads.matching` with the full budget.
+    static func validate(_ arguments: JSONValue, against schema: CompiledSchema) async -> [ValidationError] {
+        let bytes = arguments.textBytes
+        if bytes < BlockingThreads.inlineMatchingBytes {
+            let quick = RegexBudget(ns: inlineValidationNs)
+            let errors = schema.validate(arguments, budget: quick)
+            // A valid answer needs no pattern to have given up; an invalid one within the budget stands.
+            if errors.isEmpty || !quick.isSpent { return errors }
+        }
+        return await BlockingThreads.matching.run { schema.validate(arguments) }
+    }
 }
 
 extension ToolCallResult {
