@@ -9,10 +9,11 @@ import ToolProtocol
 /// - `lookups`: NSS lookups (`getpwuid_r`, `getgrgid_r`, …), which wait on whatever the host's nsswitch
 ///   names — LDAP, sssd, a directory that is down. Each connection queues at most one, plus its admin's
 ///   `policy.get` lookups.
-/// - `matching`: pattern matching over a large text a caller controls — redacting an output or arguments
+/// - `matching`: pattern matching over a text a caller controls — redacting an output or arguments
 ///   (`Redactor`), validating arguments or a tool's output against its schema, deny patterns: linear in
 ///   the text's length, and up to the call's matching budget (`RegexBudget`) on crafted text — seconds,
-///   for the biggest.
+///   for the biggest. Large texts go there at once, small ones when a quick inline attempt cannot
+///   decide (`matchingBounded`).
 public final class BlockingThreads: Sendable {
     /// The daemon's NSS lookup threads.
     public static let lookups = BlockingThreads(width: 16, name: "toold-lookup")
@@ -20,16 +21,25 @@ public final class BlockingThreads: Sendable {
     public static let matching = BlockingThreads(
         width: max(2, ProcessInfo.processInfo.activeProcessorCount), name: "toold-match")
 
-    /// Texts below this many bytes are matched inline, on the calling task (well under a millisecond with
-    /// linear patterns; up to the budget's base, a quarter second, with a runaway one); larger ones on
-    /// `matching`.
+    /// Texts below this many bytes are first matched inline, on the calling task, within
+    /// `inlineBudgetNs`; larger ones on `matching`.
     public static let inlineMatchingBytes = 4 << 10
 
-    /// Runs `body`, matching work over `bytes` bytes of text, inline when they are few and otherwise on
-    /// `matching`, so a large or crafted text never holds a cooperative thread for the seconds it may take.
-    public static func matchingOffloaded<T: Sendable>(bytes: Int, _ body: @escaping @Sendable () -> T) async -> T {
-        guard bytes >= inlineMatchingBytes else { return body() }
-        return await matching.run(body)
+    /// The matching budget of an inline attempt: far more than linear patterns spend on a small text
+    /// (microseconds), far less than the quarter second a runaway one would hold a cooperative thread for
+    /// with the full budget.
+    public static let inlineBudgetNs: Int64 = 5_000_000
+
+    /// Matching work over `bytes` bytes of a caller's text that never holds a cooperative thread for
+    /// long. A small text is tried inline first: `quick` runs with a budget of `inlineBudgetNs` and
+    /// returns its answer, or nil when a pattern gave up within that budget (it cannot say). Then, and for
+    /// a large text at once, `full` runs on `matching` with the full budget. Both must compute the same
+    /// answer when neither gives up.
+    public static func matchingBounded<T: Sendable>(
+        bytes: Int, quick: () -> T?, full: @escaping @Sendable () -> T
+    ) async -> T {
+        if bytes < inlineMatchingBytes, let answer = quick() { return answer }
+        return await matching.run(full)
     }
 
     public let width: Int

@@ -262,7 +262,7 @@ public final class ExecutionService: Sendable {
         if let onOutput, let (out, err) = streams, !redactor.isEmpty {
             // What a multi-line pattern held back goes out before the response.
             for (name, filter) in [(OutputStreamName.stdout, out), (.stderr, err)] {
-                let rest = await redactor.offloading(bytes: filter.heldBytes) { _ in filter.flush() }
+                let rest = await redactor.offloading(bytes: filter.heldBytes) { filter.rest(redactedWith: $0) }
                 if !rest.isEmpty { onOutput(executionID, name, rest) }
             }
         }

@@ -126,7 +126,7 @@ public final class ToolCallService: Sendable {
             // Only a successful run promises its output; a failed one is reported as its status.
             if let schema = tool.outputSchema, exec.status == .exited, exec.exitCode == 0 {
                 let value = output.value
-                let errors = await BlockingThreads.matchingOffloaded(bytes: stdout.count) { schema.validate(value, maxErrors: 50) }
+                let errors = await Self.validate(value, against: schema, maxErrors: 50, bytes: stdout.count)
                 if !errors.isEmpty {
                     outputErrors = errors.map { ToolOutputError(path: $0.instancePath, schemaPath: $0.schemaPath, message: $0.message) }
                 }
@@ -348,23 +348,21 @@ extension Tool {
 }
 
 extension ToolCallService {
-    /// A small budget for validating small arguments inline, on the calling task: far more than ordinary
-    /// validation takes there (microseconds), far less than a runaway pattern would hold a cooperative
-    /// thread for with the full budget.
-    static let inlineValidationNs: Int64 = 5_000_000
-
-    /// `schema.validate(arguments)`, off the cooperative pool unless it is quick: small arguments are
-    /// validated inline within `inlineValidationNs`; if that runs out (a pattern that backtracks on them),
-    /// or the arguments are large, on `BlockingThreads.matching` with the full budget.
-    static func validate(_ arguments: JSONValue, against schema: CompiledSchema) async -> [ValidationError] {
-        let bytes = arguments.textBytes
-        if bytes < BlockingThreads.inlineMatchingBytes {
-            let quick = RegexBudget(ns: inlineValidationNs)
-            let errors = schema.validate(arguments, budget: quick)
+    /// `schema.validate(value)`, never long on the cooperative pool (`BlockingThreads.matchingBounded`):
+    /// a small value is validated inline within 5 ms; if a pattern gives up there (one that backtracks on
+    /// it), or the value is large, on a matching thread with the full budget. `bytes` is the value's text
+    /// size when the caller has it at hand (a tool's raw stdout).
+    static func validate(
+        _ value: JSONValue, against schema: CompiledSchema, maxErrors: Int = 100, bytes: Int? = nil
+    ) async -> [ValidationError] {
+        await BlockingThreads.matchingBounded(bytes: bytes ?? value.textBytes) {
+            let quick = RegexBudget(ns: BlockingThreads.inlineBudgetNs)
+            let errors = schema.validate(value, maxErrors: maxErrors, budget: quick)
             // A valid answer needs no pattern to have given up; an invalid one within the budget stands.
-            if errors.isEmpty || !quick.isSpent { return errors }
+            return errors.isEmpty || !quick.isSpent ? errors : nil
+        } full: {
+            schema.validate(value, maxErrors: maxErrors)
         }
-        return await BlockingThreads.matching.run { schema.validate(arguments) }
     }
 }
 

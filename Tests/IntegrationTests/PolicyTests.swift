@@ -500,6 +500,40 @@ import ToolProtocol
         #expect(recorded.last == "[REDACTED:loopy: withheld, the pattern hit its time limit]", "\(recorded.last as Any)")
     }
 
+    /// A small text is matched inline only briefly: a deny pattern or a redaction rule that backtracks on a
+    /// small argument or output gives up a 5 ms inline attempt and is decided on a matching thread with the
+    /// full budget — refused, withheld, as before. So eight such calls at once leave the cooperative pool
+    /// (two threads here) free: `daemon.status`, sent after them on the same connection, is answered
+    /// first. Before, each held a cooperative thread for the budget's quarter second, and it came after.
+    @Test func smallHostileTextsAreDecidedOffTheCooperativePool() throws {
+        let policy = #"""
+            {"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(b+)+$"}],
+                                  "redact": [{"name": "loopy", "pattern": "^(a+)+$"}]}}}
+            """#
+        let daemon = try TestDaemon(policy: policy)
+        defer { daemon.stop() }
+        let denied: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "b", count: 40) + "!")]]
+        let withheld: JSONValue = ["argv": ["/usr/bin/printf", .string(String(repeating: "a", count: 40) + "!")]]
+        let empty: JSONValue = [:]
+        var requests: [(String, JSONValue)] = Array(repeating: (RPCMethod.exec, denied), count: 4)
+        requests += Array(repeating: (RPCMethod.exec, withheld), count: 4)
+        requests.append((RPCMethod.daemonStatus, empty))
+        let calls = try PeerClient(socket: daemon.socketPath, uid: 0, groups: [], requests: requests)
+        let responses = try calls.finish().filter { $0["method"] == nil }
+        let order: [JSONValue] = responses.map { $0["id"] ?? JSONValue.null }
+        #expect(responses.count == 9 && order.first == 9, "answered in the order \(order)")
+        for id in 1...4 {
+            let error: JSONValue? = calls.response(id)?["error"]
+            #expect(error?["code"] == JSONValue.int(Int64(RPCErrorCode.permissionDenied)), "\(String(describing: error))")
+            #expect(error?["data"]?["rule"] == #"* deny_patterns "loop""#, "\(String(describing: error))")
+            #expect(error?["message"]?.stringValue?.contains("within its time limit") == true, "\(String(describing: error))")
+        }
+        for id in 5...8 {
+            let result: JSONValue? = calls.response(id)?["result"]
+            #expect(result?["stdout"] == "[REDACTED:loopy: withheld, the pattern hit its time limit]", "\(String(describing: result))")
+        }
+    }
+
     /// A policy that fails to load leaves the previous one in force, and says why in daemon.status.
     @Test func brokenPolicyOnReloadKeepsThePreviousOne() throws {
         let allowExec = #"{"principals": {"*": {"allow": ["exec"]}}}"#

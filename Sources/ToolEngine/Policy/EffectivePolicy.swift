@@ -151,17 +151,20 @@ public struct EffectivePolicy: Sendable {
         return nil
     }
 
-    /// The first deny pattern that matches one of the call's strings: (pattern name, rule). A string a
-    /// pattern cannot decide within the call's matching budget (`RegexBudget`, shared by every pattern and
-    /// string of the call) counts as a match (closed).
-    public func deniedPattern(in strings: [String]) -> (name: String, rule: String)? {
-        let budget = RegexBudget()
+    /// Checks the call's strings against the deny patterns, within `budget` (`RegexBudget`, shared by
+    /// every pattern and string of the call): the first pattern that matches one, or the first that
+    /// cannot decide one within the budget.
+    public func denyCheck(_ strings: [String], budget: RegexBudget) -> DenyCheck {
         for (pattern, rule) in denyPatterns {
-            for text in strings where pattern.regex.search(text, budget: budget) != .noMatch {
-                return (pattern.name, rule)
+            for text in strings {
+                switch pattern.regex.search(text, budget: budget) {
+                case .noMatch: continue
+                case .match: return .matched(name: pattern.name, rule: rule)
+                case .gaveUp: return .undecided(name: pattern.name, rule: rule)
+                }
             }
         }
-        return nil
+        return .clear
     }
 
     /// The limits this policy caps, as `ExecutionService.resolve` takes them.
@@ -189,4 +192,14 @@ public struct EffectivePolicy: Sendable {
 public struct PolicyLimitCaps: Sendable {
     public var caps: [String: PolicySetting<UInt64>]
     public init(_ caps: [String: PolicySetting<UInt64>] = [:]) { self.caps = caps }
+}
+
+/// What checking a call's strings against its deny patterns found.
+public enum DenyCheck: Sendable, Equatable {
+    case clear
+    /// The pattern `name` (from `rule`) matches one of the strings.
+    case matched(name: String, rule: String)
+    /// The pattern `name` could not decide one of the strings within the budget (it backtracks on it):
+    /// with the full budget, refused like a match (closed).
+    case undecided(name: String, rule: String)
 }

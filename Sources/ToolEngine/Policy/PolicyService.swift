@@ -1,4 +1,5 @@
 import Foundation
+import JSONSchema
 import Synchronization
 import ToolProtocol
 
@@ -62,29 +63,48 @@ public final class PolicyService: Sendable {
         }
     }
 
-    /// `authorize`, with the deny patterns matched off the cooperative pool when the call's strings are
-    /// large (`BlockingThreads.matchingOffloaded`): they are a caller's, up to a frame's 16 MiB.
-    public func authorizeOffloading(
-        _ caller: CallerIdentity, tool: PolicyToolFacts, strings: () -> [String]
-    ) async throws(RPCError) -> Authorization {
-        guard !effective(for: PolicySubject(caller)).denyPatterns.isEmpty else {
-            return try authorize(caller, tool: tool, strings: strings)
-        }
-        let strings = strings()
-        return try await BlockingThreads.matchingOffloaded(bytes: strings.reduce(0) { $0 + $1.utf8.count }) {
-            () -> Result<Authorization, RPCError> in
-            Result { () throws(RPCError) in try self.authorize(caller, tool: tool) { strings } }
-        }.get()
-    }
-
     /// Decides one call before anything else looks at it: the tool must be allowed, its mode permitted,
     /// no argument may match a deny pattern, and the rates and cooldown must have room (the call is
     /// counted when admitted). Refusals are JSON-RPC errors naming the rule.
-    /// `strings` are the call's argument strings (for `exec`: argv, env, cwd, stdin).
+    /// `strings` are the call's argument strings (for `exec`: argv, env, cwd, stdin), a caller's, up to a
+    /// frame's 16 MiB: the deny patterns never hold a cooperative thread for long on them
+    /// (`BlockingThreads.matchingBounded`: inline within 5 ms when they are small, else on a matching
+    /// thread with the full budget).
+    public func authorizeOffloading(
+        _ caller: CallerIdentity, tool: PolicyToolFacts, strings: () -> [String]
+    ) async throws(RPCError) -> Authorization {
+        let policy = effective(for: PolicySubject(caller))
+        let decision = try decide(caller, tool: tool, policy: policy)
+        if !policy.denyPatterns.isEmpty {
+            let texts = strings()
+            let check = await BlockingThreads.matchingBounded(bytes: texts.reduce(0) { $0 + $1.utf8.count }) {
+                () -> DenyCheck? in
+                let check = policy.denyCheck(texts, budget: RegexBudget(ns: BlockingThreads.inlineBudgetNs))
+                if case .undecided = check { return nil }
+                return check
+            } full: {
+                policy.denyCheck(texts, budget: RegexBudget())
+            }
+            try Self.refuse(check)
+        }
+        return try admit(caller, tool: tool, policy: policy, decision: decision)
+    }
+
+    /// `authorizeOffloading` on the calling thread, deny patterns with the full budget: for callers that
+    /// are not on the cooperative pool, and the benchmark.
     public func authorize(
         _ caller: CallerIdentity, tool: PolicyToolFacts, strings: () -> [String]
     ) throws(RPCError) -> Authorization {
         let policy = effective(for: PolicySubject(caller))
+        let decision = try decide(caller, tool: tool, policy: policy)
+        if !policy.denyPatterns.isEmpty { try Self.refuse(policy.denyCheck(strings(), budget: RegexBudget())) }
+        return try admit(caller, tool: tool, policy: policy, decision: decision)
+    }
+
+    /// The first two steps: the tool allowed, its mode permitted.
+    private func decide(
+        _ caller: CallerIdentity, tool: PolicyToolFacts, policy: EffectivePolicy
+    ) throws(RPCError) -> ToolDecision {
         let decision = policy.decide(tool)
         guard decision.verdict != .deny else {
             throw .permissionDenied("\(caller.user) may not call \"\(tool.name)\" (\(decision.rule))", rule: decision.rule)
@@ -95,9 +115,26 @@ public final class PolicyService: Sendable {
                 "\(caller.user) may not use the \(tool.mode.rawValue) mode (allowed: \(policy.modes.value.joined(separator: ", ")))",
                 rule: rule)
         }
-        if !policy.denyPatterns.isEmpty, let hit = policy.deniedPattern(in: strings()) {
-            throw .permissionDenied("the arguments match the deny pattern \"\(hit.name)\"", rule: hit.rule)
+        return decision
+    }
+
+    /// The deny patterns' verdict: a match refuses; so does a pattern that could not decide (closed).
+    private static func refuse(_ check: DenyCheck) throws(RPCError) {
+        switch check {
+        case .clear: return
+        case .matched(let name, let rule):
+            throw .permissionDenied("the arguments match the deny pattern \"\(name)\"", rule: rule)
+        case .undecided(let name, let rule):
+            throw .permissionDenied(
+                "the arguments could not be checked against the deny pattern \"\(name)\" within its time limit (it backtracks too much on them): refused",
+                rule: rule)
         }
+    }
+
+    /// The last step: the rates and the cooldown must have room; the call is counted.
+    private func admit(
+        _ caller: CallerIdentity, tool: PolicyToolFacts, policy: EffectivePolicy, decision: ToolDecision
+    ) throws(RPCError) -> Authorization {
         if let refusal = rates.admit(uid: caller.uid, tool: tool.name, policy: policy, now: clock.nowMs) {
             throw .rateLimited(refusal.why, retryAfterMs: refusal.retryAfterMs, rule: refusal.rule)
         }

@@ -1,4 +1,5 @@
 import JSONSchema
+import Synchronization
 import ToolProtocol
 
 /// Replaces what the policy's `redact` patterns match with `[REDACTED:<name>]`, in outputs and in
@@ -14,8 +15,22 @@ import ToolProtocol
 /// out cannot say what is a secret: the text is withheld (`withheld(_:)`), closed.
 public struct Redactor: Sendable {
     public let patterns: [PolicyPattern]
+    /// The base of each redaction's budget: the full one, or an inline attempt's (`offloading`).
+    private let budgetNs: Int64
+    /// An inline attempt's: notes whether a pattern gave up (the attempt cannot say; it is redone).
+    private let gaveUp: GiveUpNote?
 
-    public init(_ patterns: [PolicyPattern]) { self.patterns = patterns }
+    public init(_ patterns: [PolicyPattern]) {
+        self.init(patterns, budgetNs: RegexBudget.baseNs, gaveUp: nil)
+    }
+
+    private init(_ patterns: [PolicyPattern], budgetNs: Int64, gaveUp: GiveUpNote?) {
+        self.patterns = patterns
+        self.budgetNs = budgetNs
+        self.gaveUp = gaveUp
+    }
+
+    private func budget() -> RegexBudget { RegexBudget(ns: budgetNs) }
 
     public var isEmpty: Bool { patterns.isEmpty }
 
@@ -28,14 +43,14 @@ public struct Redactor: Sendable {
     public func redact(_ bytes: [UInt8]) -> (bytes: [UInt8], matched: [String]) {
         guard !patterns.isEmpty, !bytes.isEmpty else { return (bytes, []) }
         let (units, isUTF8) = Self.utf16(bytes)
-        let (out, matched) = redact(units: units)
+        let (out, matched) = redact(units: units, budget: budget())
         guard !matched.isEmpty else { return (bytes, []) }
         return (isUTF8 ? Array(String(decoding: out, as: UTF16.self).utf8) : out.map { UInt8(truncatingIfNeeded: $0) }, matched)
     }
 
     /// The text with every match replaced, and the names of the patterns that matched.
     public func redact(_ text: String) -> (text: String, matched: [String]) {
-        redact(text, budget: RegexBudget())
+        redact(text, budget: budget())
     }
 
     func redact(_ text: String, budget: RegexBudget) -> (text: String, matched: [String]) {
@@ -45,11 +60,12 @@ public struct Redactor: Sendable {
     }
 
     /// The UTF-16 text with every match replaced; the whole text withheld when a pattern gives up.
-    func redact(units text: [UInt16], budget: RegexBudget = RegexBudget()) -> (units: [UInt16], matched: [String]) {
+    func redact(units text: [UInt16], budget: RegexBudget) -> (units: [UInt16], matched: [String]) {
         var current = text
         var matched: [String] = []
         for pattern in patterns {
             guard let found = pattern.regex.matches(in: current, budget: budget) else {
+                gaveUp?.note()
                 if !matched.contains(pattern.name) { matched.append(pattern.name) }
                 return (Array(Self.withheld(pattern.name).utf16), matched)
             }
@@ -70,11 +86,20 @@ public struct Redactor: Sendable {
         return (current, matched)
     }
 
-    /// Runs `body`, a redaction of `bytes` bytes of text, inline when they are few and otherwise on
-    /// `BlockingThreads.matching` (see `matchingOffloaded`).
+    /// Runs `body`, a redaction of `bytes` bytes of text, never long on the cooperative pool
+    /// (`BlockingThreads.matchingBounded`): inline with this redactor's patterns on a 5 ms budget when the
+    /// text is small, again on a matching thread with the full budget if a pattern gave up there (or at
+    /// once when it is large). `body` must redact with the redactor it is given and change nothing else
+    /// (it may run twice).
     public func offloading<T: Sendable>(bytes: Int, _ body: @escaping @Sendable (Redactor) -> T) async -> T {
         guard !isEmpty else { return body(self) }
-        return await BlockingThreads.matchingOffloaded(bytes: bytes) { body(self) }
+        return await BlockingThreads.matchingBounded(bytes: bytes) { () -> T? in
+            let quick = Redactor(patterns, budgetNs: BlockingThreads.inlineBudgetNs, gaveUp: GiveUpNote())
+            let answer = body(quick)
+            return quick.gaveUp?.happened == true ? nil : answer
+        } full: {
+            body(self)
+        }
     }
 
     /// Bytes as UTF-16 for matching: decoded when they are valid UTF-8, else one unit per byte (Latin-1).
@@ -90,7 +115,7 @@ public struct Redactor: Sendable {
     /// their total length would.
     public func redact(_ value: JSONValue) -> JSONValue {
         guard !patterns.isEmpty else { return value }
-        return redact(value, budget: RegexBudget())
+        return redact(value, budget: budget())
     }
 
     /// `redact(_:)` inline when the value's strings are few, else on `BlockingThreads.matching` (see
@@ -129,12 +154,15 @@ public struct Redactor: Sendable {
     /// matches more often than the pattern itself (a PEM header without its footer yet). Undecided in
     /// time counts as open: the text is held (up to the stream's bound) rather than released half-seen.
     func hasOpenSpan(_ text: [UInt16]) -> Bool {
-        let budget = RegexBudget()
+        let budget = budget()
         for pattern in patterns {
             guard let opens = pattern.opens else { continue }
             guard let begun = opens.matches(in: text, budget: budget)?.count,
                 let whole = pattern.regex.matches(in: text, budget: budget)?.count
-            else { return true }
+            else {
+                gaveUp?.note()
+                return true
+            }
             if begun > whole { return true }
         }
         return false
@@ -172,9 +200,20 @@ public final class StreamRedactor: @unchecked Sendable {
     /// The bytes held back so far.
     public var heldBytes: Int { held.count }
 
-    /// The end of the stream: everything still held, redacted.
+    /// Everything still held, redacted: what goes out at the end of the stream.
     public func flush() -> [UInt8] {
         defer { held = [] }
         return redactor.redact(held).bytes
     }
+
+    /// Everything still held, redacted with `other` (the stream's own redactor, as `Redactor.offloading`
+    /// hands it out), the stream left as it is: the end of the stream, where the redaction may be redone.
+    public func rest(redactedWith other: Redactor) -> [UInt8] { other.redact(held).bytes }
+}
+
+/// Whether a pattern gave up during an inline attempt at redaction (`Redactor.offloading`).
+final class GiveUpNote: Sendable {
+    private let flag = Atomic<Bool>(false)
+    func note() { flag.store(true, ordering: .relaxed) }
+    var happened: Bool { flag.load(ordering: .relaxed) }
 }
