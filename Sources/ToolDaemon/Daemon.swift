@@ -48,6 +48,7 @@ public enum Daemon {
             document: try PolicyService.load(path: configuration.policyFile, required: configuration.policyFileRequired),
             clock: clock)
         logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
+        logPolicyWarnings(policy, logger)
         if manualClock != nil { logger.warning("manual policy clock: for tests only (testing.clock.advance)") }
         // Records next: executions that were running when the daemon last died become `interrupted`.
         let store = try openRecords(configuration, logger: logger)
@@ -146,6 +147,7 @@ public enum Daemon {
                             "READY=1\nSTATUS=Serving on \(where_); \(summary); policy reload failed, previous policy kept: \(error)")
                     } else {
                         logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
+                        logPolicyWarnings(policy, logger)
                         Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary); configuration reloaded")
                     }
                 } catch {
@@ -193,6 +195,14 @@ public enum Daemon {
 
     /// Opens `<state_dir>/toold.db` (unless records are off) and marks what a previous run left running
     /// as `interrupted`.
+    /// Each of the loaded policy's warnings (a superseded shipped rule), at warning level.
+    static func logPolicyWarnings(_ policy: PolicyService, _ logger: Logger) {
+        for warning in policy.warnings {
+            logger.warning(
+                "policy: \(warning)", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
+        }
+    }
+
     static func openRecords(_ configuration: DaemonConfiguration, logger: Logger) throws -> RecordStore? {
         guard configuration.recordsEnabled else {
             logger.warning("records are off: nothing is recorded in the database (records.enabled is false)")

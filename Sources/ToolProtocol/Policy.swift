@@ -273,13 +273,17 @@ public struct PolicyStatus: Sendable, Equatable, Codable {
     public var loadedAt: String
     /// The last reload's error (the previous policy stayed in force); absent when the last load worked.
     public var error: String?
-    public init(source: String, loadedAt: String, error: String?) {
+    /// What to fix in the policy in force although it loads (a redaction rule an earlier toold shipped
+    /// and later replaced); absent when there is nothing.
+    public var warnings: [String]?
+    public init(source: String, loadedAt: String, error: String?, warnings: [String]? = nil) {
         self.source = source
         self.loadedAt = loadedAt
         self.error = error
+        self.warnings = warnings
     }
     enum CodingKeys: String, CodingKey {
-        case source, error
+        case source, error, warnings
         case loadedAt = "loaded_at"
     }
 }

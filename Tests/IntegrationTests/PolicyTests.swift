@@ -471,6 +471,23 @@ import ToolProtocol
         let plain = try shipped.client().call(RPCMethod.exec, params: ["argv": hostile])
         #expect(plain["stdout"]?.stringValue?.utf8.count == 640_000, "\(plain["stdout"]?.stringValue?.prefix(200) ?? "")")
         #expect(plain["redacted"] == nil)
+
+        // The old rule is what a policy file from an older install holds: each load says to replace it
+        // (journal, daemon.status, toolc status); the shipped policy has nothing to say.
+        let warnings = try daemon.client().call(RPCMethod.daemonStatus)["policy"]?["warnings"]?.arrayValue ?? []
+        #expect(warnings.count == 1, "\(warnings)")
+        let warning = warnings.first?.stringValue ?? ""
+        #expect(
+            warning.hasPrefix(#"principals.*.redact[0] "private_key" is a rule an earlier toold shipped"#)
+                && warning.contains("toold --print-default-policy"), "\(warning)")
+        #expect(daemon.log.contains("warning") && daemon.log.contains(warning), "\(daemon.log.suffix(2000))")
+        let status = try daemon.toolc(["status"])
+        #expect(status.stdout.contains("warning: " + warning), "\(status.stdout)")
+        #expect(try daemon.reloadPolicy(policy)["warnings"] == [.string(warning)])
+        try waitUntil("the reload logs the warning again", timeout: 10) {
+            daemon.log.components(separatedBy: warning).count - 1 == 2
+        }
+        #expect(try shipped.client().call(RPCMethod.daemonStatus)["policy"]?["warnings"] == nil)
     }
 
     /// Strings that each stay under one search's time limit cannot add up to more: every pattern and string

@@ -40,4 +40,16 @@ public enum DefaultPolicy {
   }
 }
 """#
+
+    /// Redaction rules an earlier toold shipped and later replaced, with why. `scripts/install.sh` never
+    /// overwrites an installed policy file, so one written by an older install keeps its rule; a policy
+    /// that holds one loads, with a warning (`PolicyDocument.warnings`: journal, `daemon.status`).
+    static let superseded: [String: String] = [
+        #"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"#:
+            "its matching time grows with the square of the text on a run of BEGIN lines without an END, so a sandbox can make its output withheld whole",
+        #"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:(?!-----)[\s\S])*-----END [A-Z0-9 ]*PRIVATE KEY-----"#:
+            "it misses a key removed in a unified diff (------END) and can overflow the regex engine's stack on a long key",
+        #"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z0-9 ]*PRIVATE KEY-----"#:
+            "it misses PGP PRIVATE KEY BLOCKs",
+    ]
 }

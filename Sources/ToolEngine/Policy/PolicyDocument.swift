@@ -18,6 +18,9 @@ public struct PolicyDocument: Sendable {
     public var approvalTimeoutMs: Int = 300_000
     /// Every principal's rules, in file order of their keys (sorted).
     public var entries: [PolicyEntry] = []
+    /// What the operator should fix although the file loads: redaction rules an earlier toold shipped and
+    /// later replaced (`DefaultPolicy.superseded`). Logged at each load, shown in `daemon.status`.
+    public var warnings: [String] = []
 
     public static let builtInSource = "built-in default"
     static let topLevelKeys: Set<String> = ["comment", "approval_timeout_ms", "principals"]
@@ -50,7 +53,14 @@ public struct PolicyDocument: Sendable {
             guard case .object(let o) = rulesValue else {
                 throw ConfigurationError(file: source, field: field, reason: "must be an object of rules, got \(rulesValue.typeName)")
             }
-            entries.append(PolicyEntry(principal: principal, rules: try PolicyRules(o, file: source, field: field)))
+            let rules = try PolicyRules(o, file: source, field: field)
+            for (i, rule) in rules.redact.enumerated() {
+                guard let why = DefaultPolicy.superseded[rule.pattern] else { continue }
+                warnings.append(
+                    "\(field).redact[\(i)] \"\(rule.name)\" is a rule an earlier toold shipped, since replaced: \(why); replace it with the current one (toold --print-default-policy)"
+                )
+            }
+            entries.append(PolicyEntry(principal: principal, rules: rules))
         }
     }
 

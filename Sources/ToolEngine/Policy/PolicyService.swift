@@ -46,11 +46,17 @@ public final class PolicyService: Sendable {
     }
 
     public var status: PolicyStatus {
-        state.withLock { PolicyStatus(source: $0.document.source, loadedAt: $0.loadedAt.rfc3339, error: $0.error) }
+        state.withLock { s in
+            PolicyStatus(
+                source: s.document.source, loadedAt: s.loadedAt.rfc3339, error: s.error,
+                warnings: s.document.warnings.isEmpty ? nil : s.document.warnings)
+        }
     }
 
     public var approvalTimeoutMs: Int { state.withLock { $0.document.approvalTimeoutMs } }
     public var source: String { state.withLock { $0.document.source } }
+    /// What to fix in the policy in force although it loads (`PolicyDocument.warnings`).
+    public var warnings: [String] { state.withLock { $0.document.warnings } }
 
     /// The merged policy of a subject (cached per subject until the next reload).
     public func effective(for subject: PolicySubject) -> EffectivePolicy {

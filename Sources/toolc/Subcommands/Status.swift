@@ -43,6 +43,7 @@ struct Status: ParsableCommand {
                 + "timeout \(formatDuration(ms: Int64(s.queueTimeoutMs)))")
         lines.append("policy:     \(status.policy.source), loaded \(status.policy.loadedAt)")
         if let error = status.policy.error { lines.append("            last reload failed, previous policy kept: \(error)") }
+        for warning in status.policy.warnings ?? [] { lines.append("            warning: \(warning)") }
         writeAll(1, Array((lines.joined(separator: "\n") + "\n").utf8))
     }
 }
