@@ -112,9 +112,15 @@ public final class RegexBudget: @unchecked Sendable {
     /// The allowance per character (UTF-8 byte or UTF-16 unit) of a text matched, in nanoseconds.
     public static let nsPerUnit: Int64 = 250
 
-    public init(ns: Int64 = RegexBudget.baseNs) {
+    /// This budget's allowance per character matched (`nsPerUnit`; 0 for a flat budget).
+    let perUnitNs: Int64
+
+    /// A budget of `ns` from now, pushed back `perUnitNs` per character matched; `perUnitNs: 0` makes a
+    /// flat one (a quick attempt whose bound must not grow with the text).
+    public init(ns: Int64 = RegexBudget.baseNs, perUnitNs: Int64 = RegexBudget.nsPerUnit) {
         deadline = .allocate(capacity: 1)
         deadline.initialize(to: cregex_now_ns() + ns)
+        self.perUnitNs = perUnitNs
     }
 
     deinit { deadline.deallocate() }
@@ -123,7 +129,7 @@ public final class RegexBudget: @unchecked Sendable {
     public var isSpent: Bool { cregex_now_ns() >= deadline.pointee }
 
     /// Adds the allowance for matching a text of `length` characters.
-    public func grant(forLength length: Int) { deadline.pointee += Int64(length) * Self.nsPerUnit }
+    public func grant(forLength length: Int) { deadline.pointee += Int64(length) * perUnitNs }
 }
 
 /// An ICU regular expression compiled once and searched from any thread within a call's `RegexBudget`

@@ -130,8 +130,13 @@ public enum Daemon {
                     store?.updateSettings(next.recordSettings)
                     retention.days.withLock { $0 = (next.recordsHistoryDays, next.recordsAuditDays) }
                     current = next
-                    let loaded = Result { () throws(ConfigurationError) in
-                        try PolicyService.load(path: next.policyFile, required: next.policyFileRequired)
+                    // Loading resolves the policy's numeric group ids to names (NSS, which may wait on a
+                    // directory that is down): on a lookup thread, not the cooperative pool.
+                    let (policyFile, policyRequired) = (next.policyFile, next.policyFileRequired)
+                    let loaded = await BlockingThreads.lookups.run {
+                        Result { () throws(ConfigurationError) in
+                            try PolicyService.load(path: policyFile, required: policyRequired)
+                        }
                     }
                     policy.reload(loaded)
                     recorder.admin(
@@ -193,8 +198,6 @@ public enum Daemon {
         CallerIdentity(uid: getuid(), gid: getgid(), pid: getpid(), user: "toold", groups: [], admin: true)
     }
 
-    /// Opens `<state_dir>/toold.db` (unless records are off) and marks what a previous run left running
-    /// as `interrupted`.
     /// Each of the loaded policy's warnings (a superseded shipped rule), at warning level.
     static func logPolicyWarnings(_ policy: PolicyService, _ logger: Logger) {
         for warning in policy.warnings {
@@ -203,6 +206,8 @@ public enum Daemon {
         }
     }
 
+    /// Opens `<state_dir>/toold.db` (unless records are off) and marks what a previous run left running
+    /// as `interrupted`.
     static func openRecords(_ configuration: DaemonConfiguration, logger: Logger) throws -> RecordStore? {
         guard configuration.recordsEnabled else {
             logger.warning("records are off: nothing is recorded in the database (records.enabled is false)")

@@ -1,4 +1,5 @@
 import Foundation
+import JSONSchema
 import Synchronization
 import ToolProtocol
 
@@ -25,16 +26,20 @@ public final class BlockingThreads: Sendable {
     /// `inlineBudgetNs`; larger ones on `matching`.
     public static let inlineMatchingBytes = 4 << 10
 
-    /// The matching budget of an inline attempt: far more than linear patterns spend on a small text
-    /// (microseconds), far less than the quarter second a runaway one would hold a cooperative thread for
-    /// with the full budget.
+    /// The matching budget of an inline attempt, flat (no allowance per character), shared by all of the
+    /// attempt's matching: far more than linear patterns spend on a small text (a few hundred
+    /// microseconds for 4 KiB and the shipped redaction rules), far less than the quarter second a runaway
+    /// one would hold a cooperative thread for with the full budget.
     public static let inlineBudgetNs: Int64 = 5_000_000
 
+    /// A fresh inline attempt's budget (`inlineBudgetNs`, flat).
+    public static func inlineBudget() -> RegexBudget { RegexBudget(ns: inlineBudgetNs, perUnitNs: 0) }
+
     /// Matching work over `bytes` bytes of a caller's text that never holds a cooperative thread for
-    /// long. A small text is tried inline first: `quick` runs with a budget of `inlineBudgetNs` and
-    /// returns its answer, or nil when a pattern gave up within that budget (it cannot say). Then, and for
-    /// a large text at once, `full` runs on `matching` with the full budget. Both must compute the same
-    /// answer when neither gives up.
+    /// long. A small text is tried inline first: `quick` runs with one `inlineBudget()` for all of its
+    /// matching and returns its answer, or nil when a pattern gave up within that budget (it cannot say).
+    /// Then, and for a large text at once, `full` runs on `matching` with the full budget. Both must
+    /// compute the same answer when neither gives up, and change nothing else (both may run).
     public static func matchingBounded<T: Sendable>(
         bytes: Int, quick: () -> T?, full: @escaping @Sendable () -> T
     ) async -> T {
@@ -67,10 +72,23 @@ public final class BlockingThreads: Sendable {
             return true
         }
         if startThread {
-            let thread = Thread { [self] in drain() }
+            let thread = Thread { [self] in
+                Self.nameKernelThread(name)
+                drain()
+            }
             thread.name = name
             thread.start()
         }
+    }
+
+    /// Gives the calling thread `name` (up to 15 bytes) in the kernel too — what ps, top, perf and /proc
+    /// show; Foundation's `Thread.name` stays its own, and the thread would show its creator's name.
+    private static func nameKernelThread(_ name: String) {
+        let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
+        guard fd >= 0 else { return }
+        let bytes = Array(name.utf8.prefix(15))
+        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+        close(fd)
     }
 
     /// Runs `body` on one of these threads and waits for it without holding a cooperative thread.

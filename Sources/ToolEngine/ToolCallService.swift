@@ -356,7 +356,7 @@ extension ToolCallService {
         _ value: JSONValue, against schema: CompiledSchema, maxErrors: Int = 100, bytes: Int? = nil
     ) async -> [ValidationError] {
         await BlockingThreads.matchingBounded(bytes: bytes ?? value.textBytes) {
-            let quick = RegexBudget(ns: BlockingThreads.inlineBudgetNs)
+            let quick = BlockingThreads.inlineBudget()
             let errors = schema.validate(value, maxErrors: maxErrors, budget: quick)
             // A valid answer needs no pattern to have given up; an invalid one within the budget stands.
             return errors.isEmpty || !quick.isSpent ? errors : nil

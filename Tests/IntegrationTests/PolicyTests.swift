@@ -480,12 +480,13 @@ import ToolProtocol
         #expect(
             warning.hasPrefix(#"principals.*.redact[0] "private_key" is a rule an earlier toold shipped"#)
                 && warning.contains("toold --print-default-policy"), "\(warning)")
-        #expect(daemon.log.contains("warning") && daemon.log.contains(warning), "\(daemon.log.suffix(2000))")
+        #expect(daemon.log.contains("policy: " + warning), "\(daemon.log.suffix(2000))")
+        try ProtocolSchemaTests.expectValid(try daemon.client().call(RPCMethod.daemonStatus), "daemon.status.result")
         let status = try daemon.toolc(["status"])
         #expect(status.stdout.contains("warning: " + warning), "\(status.stdout)")
         #expect(try daemon.reloadPolicy(policy)["warnings"] == [.string(warning)])
         try waitUntil("the reload logs the warning again", timeout: 10) {
-            daemon.log.components(separatedBy: warning).count - 1 == 2
+            daemon.log.components(separatedBy: "policy: " + warning).count - 1 == 2
         }
         #expect(try shipped.client().call(RPCMethod.daemonStatus)["policy"]?["warnings"] == nil)
     }
@@ -519,9 +520,12 @@ import ToolProtocol
 
     /// A small text is matched inline only briefly: a deny pattern or a redaction rule that backtracks on a
     /// small argument or output gives up a 5 ms inline attempt and is decided on a matching thread with the
-    /// full budget — refused, withheld, as before. So eight such calls at once leave the cooperative pool
-    /// (two threads here) free: `daemon.status`, sent after them on the same connection, is answered
-    /// first. Before, each held a cooperative thread for the budget's quarter second, and it came after.
+    /// full budget. So four such calls per core at once — refused, withheld, as before — leave the
+    /// cooperative pool (one thread per core) free: `daemon.status`, sent after them on the same
+    /// connection, is answered first. Before, each held a cooperative thread for the budget's quarter
+    /// second, and it came after. A text that takes a pattern longer than the inline attempt but less than
+    /// the budget (`^(a+)+$` on twenty a's and a '!': about 25 ms) is still decided: the call runs, its
+    /// output is not withheld.
     @Test func smallHostileTextsAreDecidedOffTheCooperativePool() throws {
         let policy = #"""
             {"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(b+)+$"}],
@@ -529,26 +533,35 @@ import ToolProtocol
             """#
         let daemon = try TestDaemon(policy: policy)
         defer { daemon.stop() }
-        let denied: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "b", count: 40) + "!")]]
-        let withheld: JSONValue = ["argv": ["/usr/bin/printf", .string(String(repeating: "a", count: 40) + "!")]]
+        func text(_ letter: String, _ count: Int) -> JSONValue { .string(String(repeating: letter, count: count) + "!") }
+        let denied: JSONValue = ["argv": ["/bin/echo", text("b", 40)]]
+        let withheld: JSONValue = ["argv": ["/usr/bin/printf", text("a", 40)]]
+        let each = 2 * ProcessInfo.processInfo.activeProcessorCount
         let empty: JSONValue = [:]
-        var requests: [(String, JSONValue)] = Array(repeating: (RPCMethod.exec, denied), count: 4)
-        requests += Array(repeating: (RPCMethod.exec, withheld), count: 4)
+        var requests: [(String, JSONValue)] = Array(repeating: (RPCMethod.exec, denied), count: each)
+        requests += Array(repeating: (RPCMethod.exec, withheld), count: each)
         requests.append((RPCMethod.daemonStatus, empty))
         let calls = try PeerClient(socket: daemon.socketPath, uid: 0, groups: [], requests: requests)
-        let responses = try calls.finish().filter { $0["method"] == nil }
+        let responses = try calls.finish(timeout: 120).filter { $0["method"] == nil }
         let order: [JSONValue] = responses.map { $0["id"] ?? JSONValue.null }
-        #expect(responses.count == 9 && order.first == 9, "answered in the order \(order)")
-        for id in 1...4 {
+        #expect(responses.count == requests.count && order.first == .int(Int64(requests.count)), "answered in the order \(order)")
+        for id in 1...each {
             let error: JSONValue? = calls.response(id)?["error"]
             #expect(error?["code"] == JSONValue.int(Int64(RPCErrorCode.permissionDenied)), "\(String(describing: error))")
             #expect(error?["data"]?["rule"] == #"* deny_patterns "loop""#, "\(String(describing: error))")
             #expect(error?["message"]?.stringValue?.contains("within its time limit") == true, "\(String(describing: error))")
         }
-        for id in 5...8 {
+        for id in each + 1...2 * each {
             let result: JSONValue? = calls.response(id)?["result"]
             #expect(result?["stdout"] == "[REDACTED:loopy: withheld, the pattern hit its time limit]", "\(String(describing: result))")
         }
+
+        let c = try daemon.client()
+        defer { c.close() }
+        let admitted = try c.call(RPCMethod.exec, params: ["argv": ["/bin/echo", text("b", 20)]])
+        #expect(admitted["stdout"] == .string(String(repeating: "b", count: 20) + "!\n"), "\(admitted)")
+        let kept = try c.call(RPCMethod.exec, params: ["argv": ["/usr/bin/printf", text("a", 20)]])
+        #expect(kept["stdout"] == text("a", 20) && kept["redacted"] == nil, "\(kept)")
     }
 
     /// A policy that fails to load leaves the previous one in force, and says why in daemon.status.

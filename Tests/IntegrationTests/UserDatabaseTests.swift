@@ -8,40 +8,57 @@ import ToolProtocol
 /// host's in a mount namespace of the daemon's own.
 @Suite struct UserDatabaseTests {
     /// `passwd` lookups of uids 64700–64799 mark `<uid>.start` in TOOLD_TEST_NSS_MARKS, sleep
-    /// TOOLD_TEST_NSS_DELAY_MS, mark `<uid>.done` and find nothing (the files service answers the rest).
+    /// TOOLD_TEST_NSS_DELAY_MS, mark `<uid>.done` and find nothing (the files service answers the rest);
+    /// `group` lookups of gids 64700–64799 do the same with `g<gid>.start`/`.done`. Each mark holds the
+    /// name of the thread that looked up.
     static let hangingModule = #"""
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <nss.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
-static void mark(uid_t uid, const char *what) {
+static void mark(const char *prefix, unsigned id, const char *what) {
     const char *dir = getenv("TOOLD_TEST_NSS_MARKS");
-    char path[512];
-    if (!dir || snprintf(path, sizeof path, "%s/%u.%s", dir, (unsigned)uid, what) >= (int)sizeof path) return;
+    char path[512], thread[17] = {0};
+    if (!dir || snprintf(path, sizeof path, "%s/%s%u.%s", dir, prefix, id, what) >= (int)sizeof path) return;
+    prctl(PR_GET_NAME, thread);
     int fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-    if (fd >= 0) close(fd);
+    if (fd < 0) return;
+    if (write(fd, thread, strlen(thread)) < 0) {}
+    close(fd);
 }
 
-enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, int *errnop) {
-    (void)pw; (void)buf; (void)len; (void)errnop;
-    if (uid < 64700 || uid > 64799) return NSS_STATUS_NOTFOUND;
-    mark(uid, "start");
+static enum nss_status hang(const char *prefix, unsigned id) {
+    if (id < 64700 || id > 64799) return NSS_STATUS_NOTFOUND;
+    mark(prefix, id, "start");
     const char *ms = getenv("TOOLD_TEST_NSS_DELAY_MS");
     long delay = ms ? atol(ms) : 5000;
     struct timespec ts = { delay / 1000, (delay % 1000) * 1000000L };
     while (nanosleep(&ts, &ts) == -1 && errno == EINTR) {}
-    mark(uid, "done");
+    mark(prefix, id, "done");
     return NSS_STATUS_NOTFOUND;
+}
+
+enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, int *errnop) {
+    (void)pw; (void)buf; (void)len; (void)errnop;
+    return hang("", (unsigned)uid);
+}
+
+enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf, size_t len, int *errnop) {
+    (void)gr; (void)buf; (void)len; (void)errnop;
+    return hang("g", (unsigned)gid);
 }
 """#
 
     /// Builds the module into `dir` as `libnss_tooldhang.so.2` and writes an nsswitch.conf that asks it
-    /// after `files` for passwd; returns that file's path.
+    /// after `files` for passwd and group; returns that file's path.
     static func hangingDirectoryService(in dir: TempDir) throws -> String {
         let source = dir.path + "/hang.c"
         try hangingModule.write(toFile: source, atomically: true, encoding: .utf8)
@@ -51,9 +68,8 @@ enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *bu
         guard built.status == 0 else { throw TestFailure("building the NSS module failed: \(built.stderr)") }
         let host = (try? String(contentsOfFile: "/etc/nsswitch.conf", encoding: .utf8)) ?? ""
         var lines = host.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-            .filter { !$0.hasPrefix("passwd:") }
-        lines.insert("passwd: files tooldhang", at: 0)
-        if !lines.contains(where: { $0.hasPrefix("group:") }) { lines.append("group: files") }
+            .filter { !$0.hasPrefix("passwd:") && !$0.hasPrefix("group:") }
+        lines.insert(contentsOf: ["passwd: files tooldhang", "group: files tooldhang"], at: 0)
         let conf = dir.path + "/nsswitch.conf"
         try lines.joined(separator: "\n").write(toFile: conf, atomically: true, encoding: .utf8)
         return conf
@@ -100,5 +116,26 @@ enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *bu
             let caller = client.response(1)?["result"]?["caller"]
             #expect(caller?["uid"] == .int(Int64(uid)) && caller?["user"] == .string(String(uid)), "\(client.messages)")
         }
+    }
+    /// A policy reload resolves the policy's numeric group ids (`group:<gid>` principals) to names through
+    /// NSS as well: on a lookup thread, never on the cooperative pool, where a hanging directory would
+    /// hold one of the few threads every request needs for as long as it hangs.
+    @Test func aPolicyReloadLooksGroupsUpOnALookupThread() throws {
+        let dir = try TempDir("nss-hang-reload")
+        defer { dir.remove() }
+        let conf = try Self.hangingDirectoryService(in: dir)
+        let marks = dir.path + "/marks"
+        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
+        let daemon = try TestDaemon(
+            environment: ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "300"],
+            launcher: [
+                "/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
+                #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, conf,
+            ])
+        defer { daemon.stop() }
+        let reloaded = try daemon.reloadPolicy(#"{"principals": {"*": {"allow": ["exec"]}, "group:64750": {"allow": ["*"]}}}"#)
+        #expect(reloaded["error"] == nil, "\(reloaded)")
+        let thread = try String(contentsOfFile: marks + "/g64750.start", encoding: .utf8)
+        #expect(thread.hasPrefix("toold-lookup"), "the reload looked group 64750 up on thread \"\(thread)\"")
     }
 }

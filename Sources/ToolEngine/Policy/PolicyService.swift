@@ -85,13 +85,15 @@ public final class PolicyService: Sendable {
             let texts = strings()
             let check = await BlockingThreads.matchingBounded(bytes: texts.reduce(0) { $0 + $1.utf8.count }) {
                 () -> DenyCheck? in
-                let check = policy.denyCheck(texts, budget: RegexBudget(ns: BlockingThreads.inlineBudgetNs))
+                let check = policy.denyCheck(texts, budget: BlockingThreads.inlineBudget())
                 if case .undecided = check { return nil }
                 return check
             } full: {
                 policy.denyCheck(texts, budget: RegexBudget())
             }
             try Self.refuse(check)
+            // The check may have waited for a matching thread: a caller gone meanwhile is not counted.
+            if Task.isCancelled { throw .cancelled("cancelled before it was admitted") }
         }
         return try admit(caller, tool: tool, policy: policy, decision: decision)
     }

@@ -1,5 +1,4 @@
 import JSONSchema
-import Synchronization
 import ToolProtocol
 
 /// Replaces what the policy's `redact` patterns match with `[REDACTED:<name>]`, in outputs and in
@@ -12,25 +11,25 @@ import ToolProtocol
 /// `-----BEGIN … PRIVATE KEY-----` lines without an end was quadratic until it was rewritten). So every
 /// redaction — of one text, or of all the strings of one JSON value — spends from one `RegexBudget`
 /// (a quarter second, plus 250 ns per character scanned), and a pattern that runs
-/// out cannot say what is a secret: the text is withheld (`withheld(_:)`), closed.
+/// out cannot say what is a secret: the text is withheld (`withheld(_:)`), closed. On the cooperative
+/// pool, redaction goes through `offloading`: a small text is first redacted inline within 5 ms in all,
+/// and only when a pattern gives up there, again on a matching thread with full budgets.
 public struct Redactor: Sendable {
     public let patterns: [PolicyPattern]
-    /// The base of each redaction's budget: the full one, or an inline attempt's (`offloading`).
-    private let budgetNs: Int64
-    /// An inline attempt's: notes whether a pattern gave up (the attempt cannot say; it is redone).
-    private let gaveUp: GiveUpNote?
+    /// Set for an inline attempt (`offloading`): its one budget, and whether a pattern gave up in it.
+    private let attempt: InlineAttempt?
 
     public init(_ patterns: [PolicyPattern]) {
-        self.init(patterns, budgetNs: RegexBudget.baseNs, gaveUp: nil)
+        self.init(patterns, attempt: nil)
     }
 
-    private init(_ patterns: [PolicyPattern], budgetNs: Int64, gaveUp: GiveUpNote?) {
+    private init(_ patterns: [PolicyPattern], attempt: InlineAttempt?) {
         self.patterns = patterns
-        self.budgetNs = budgetNs
-        self.gaveUp = gaveUp
+        self.attempt = attempt
     }
 
-    private func budget() -> RegexBudget { RegexBudget(ns: budgetNs) }
+    /// A redaction's budget: a fresh full one, or the inline attempt's, shared by all of its redactions.
+    private func budget() -> RegexBudget { attempt?.budget ?? RegexBudget() }
 
     public var isEmpty: Bool { patterns.isEmpty }
 
@@ -65,7 +64,7 @@ public struct Redactor: Sendable {
         var matched: [String] = []
         for pattern in patterns {
             guard let found = pattern.regex.matches(in: current, budget: budget) else {
-                gaveUp?.note()
+                attempt?.noteGiveUp()
                 if !matched.contains(pattern.name) { matched.append(pattern.name) }
                 return (Array(Self.withheld(pattern.name).utf16), matched)
             }
@@ -94,9 +93,9 @@ public struct Redactor: Sendable {
     public func offloading<T: Sendable>(bytes: Int, _ body: @escaping @Sendable (Redactor) -> T) async -> T {
         guard !isEmpty else { return body(self) }
         return await BlockingThreads.matchingBounded(bytes: bytes) { () -> T? in
-            let quick = Redactor(patterns, budgetNs: BlockingThreads.inlineBudgetNs, gaveUp: GiveUpNote())
-            let answer = body(quick)
-            return quick.gaveUp?.happened == true ? nil : answer
+            let attempt = InlineAttempt()
+            let answer = body(Redactor(patterns, attempt: attempt))
+            return attempt.gaveUp ? nil : answer
         } full: {
             body(self)
         }
@@ -118,8 +117,8 @@ public struct Redactor: Sendable {
         return redact(value, budget: budget())
     }
 
-    /// `redact(_:)` inline when the value's strings are few, else on `BlockingThreads.matching` (see
-    /// `offloading`): for a caller's arguments, which may be megabytes.
+    /// `redact(_:)` through `offloading` (briefly inline when the value's strings are few, else on a
+    /// matching thread): for a caller's arguments, which may be megabytes.
     public func redactOffloading(_ value: JSONValue) async -> JSONValue {
         guard !patterns.isEmpty else { return value }
         return await offloading(bytes: value.textBytes) { $0.redact(value) }
@@ -160,7 +159,7 @@ public struct Redactor: Sendable {
             guard let begun = opens.matches(in: text, budget: budget)?.count,
                 let whole = pattern.regex.matches(in: text, budget: budget)?.count
             else {
-                gaveUp?.note()
+                attempt?.noteGiveUp()
                 return true
             }
             if begun > whole { return true }
@@ -211,9 +210,12 @@ public final class StreamRedactor: @unchecked Sendable {
     public func rest(redactedWith other: Redactor) -> [UInt8] { other.redact(held).bytes }
 }
 
-/// Whether a pattern gave up during an inline attempt at redaction (`Redactor.offloading`).
-final class GiveUpNote: Sendable {
-    private let flag = Atomic<Bool>(false)
-    func note() { flag.store(true, ordering: .relaxed) }
-    var happened: Bool { flag.load(ordering: .relaxed) }
+/// An inline attempt at redaction (`Redactor.offloading`): the one budget all of its matching spends
+/// (`BlockingThreads.inlineBudget()`), and whether a pattern gave up in it (the attempt cannot say; it is
+/// redone with full budgets).
+final class InlineAttempt: @unchecked Sendable {
+    // @unchecked: used by one attempt, on the task that runs it, one match at a time (`RegexBudget`).
+    let budget = BlockingThreads.inlineBudget()
+    private(set) var gaveUp = false
+    func noteGiveUp() { gaveUp = true }
 }
