@@ -64,10 +64,13 @@ final class Dispatcher: Sendable {
         guard let handler = routes[request.method] else { return .failure(.methodNotFound(request.method)) }
         let context = RequestContext(
             caller: caller, connection: connection, isNotification: request.isNotification, requestID: request.id)
-        do {
-            return .success(try await handler(request.params, context))
-        } catch {
-            return .failure(error)
+        // Matching work the request submits (BlockingThreads) takes turns with other callers'.
+        return await BlockingThreads.$owner.withValue(caller.uid) { () async -> Result<JSONValue, RPCError> in
+            do throws(RPCError) {
+                return .success(try await handler(request.params, context))
+            } catch {
+                return .failure(error)
+            }
         }
     }
 }

@@ -6,7 +6,10 @@ import ToolProtocol
 /// Threads for work that may block or run long, kept off NIO's event loops (which must never block) and
 /// off Swift's cooperative pool (only as wide as the machine has cores, so one stuck call per core would
 /// stall every request of every client). At most `width` threads run jobs; threads start when work
-/// arrives and end when none waits, and jobs beyond `width` wait their turn in order.
+/// arrives and end when none waits. Jobs beyond `width` wait their turn: in order for one owner (the user a
+/// request runs for, `owner`), round-robin across owners, so one caller's flood of work (many large
+/// outputs, many texts that make a pattern run out of time) delays another caller's by at most the jobs
+/// already running.
 /// - `lookups`: NSS lookups (`getpwuid_r`, `getgrgid_r`, …), which wait on whatever the host's nsswitch
 ///   names — LDAP, sssd, a directory that is down. Each connection queues at most one, plus its admin's
 ///   `policy.get` lookups.
@@ -47,14 +50,39 @@ public final class BlockingThreads: Sendable {
         return await matching.run(full)
     }
 
+    /// Whose work a job submitted from this task is: the uid of the caller a request runs for (the
+    /// dispatcher sets it per request; tasks it starts inherit it), nil for the daemon's own work.
+    @TaskLocal public static var owner: UInt32?
+
     public let width: Int
     public let name: String
     private let state = Mutex(State())
 
     private struct State {
         var threads = 0
-        /// Short (at most one per connection or execution): `removeFirst` is cheap enough.
-        var queue: [@Sendable () -> Void] = []
+        /// Waiting jobs per owner, in order. Short each (a few per execution): `removeFirst` is cheap enough.
+        var queues: [UInt32?: [@Sendable () -> Void]] = [:]
+        /// The owners with waiting jobs, in the order they are served next.
+        var turns: [UInt32?] = []
+
+        mutating func append(_ job: @escaping @Sendable () -> Void, owner: UInt32?) {
+            if queues[owner, default: []].isEmpty { turns.append(owner) }
+            queues[owner, default: []].append(job)
+        }
+
+        /// The next owner's first job; that owner goes to the back of the turns when it has more.
+        mutating func next() -> (@Sendable () -> Void)? {
+            guard !turns.isEmpty else { return nil }
+            let owner = turns.removeFirst()
+            var jobs = queues.removeValue(forKey: owner) ?? []
+            guard !jobs.isEmpty else { return next() }
+            let job = jobs.removeFirst()
+            if !jobs.isEmpty {
+                queues[owner] = jobs
+                turns.append(owner)
+            }
+            return job
+        }
     }
 
     public init(width: Int, name: String) {
@@ -63,10 +91,14 @@ public final class BlockingThreads: Sendable {
         self.name = name
     }
 
-    /// Runs `body` on one of these threads; calls `completion` with its result on that thread.
-    public func submit<T: Sendable>(_ body: @escaping @Sendable () -> T, completion: @escaping @Sendable (T) -> Void) {
+    /// Runs `body` on one of these threads, in `owner`'s turn; calls `completion` with its result on that
+    /// thread.
+    public func submit<T: Sendable>(
+        owner: UInt32? = BlockingThreads.owner, _ body: @escaping @Sendable () -> T,
+        completion: @escaping @Sendable (T) -> Void
+    ) {
         let startThread = state.withLock { s -> Bool in
-            s.queue.append { completion(body()) }
+            s.append({ completion(body()) }, owner: owner)
             guard s.threads < width else { return false }
             s.threads += 1
             return true
@@ -91,20 +123,22 @@ public final class BlockingThreads: Sendable {
         close(fd)
     }
 
-    /// Runs `body` on one of these threads and waits for it without holding a cooperative thread.
+    /// Runs `body` on one of these threads, in the turn of this task's `owner`, and waits for it without
+    /// holding a cooperative thread.
     public func run<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-        await withCheckedContinuation { continuation in
-            submit(body) { continuation.resume(returning: $0) }
+        let owner = Self.owner
+        return await withCheckedContinuation { continuation in
+            submit(owner: owner, body) { continuation.resume(returning: $0) }
         }
     }
 
     private func drain() {
         while let job = state.withLock({ s -> (@Sendable () -> Void)? in
-            guard !s.queue.isEmpty else {
+            guard let job = s.next() else {
                 s.threads -= 1
                 return nil
             }
-            return s.queue.removeFirst()
+            return job
         }) {
             job()
         }

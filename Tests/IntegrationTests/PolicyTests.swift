@@ -564,6 +564,34 @@ import ToolProtocol
         #expect(kept["stdout"] == text("a", 20) && kept["redacted"] == nil, "\(kept)")
     }
 
+    /// The matching threads take turns across callers: one caller's flood of texts that make a deny pattern
+    /// run out of time (a quarter second each, eight per core, all queued at once) delays another caller's
+    /// large argument by the jobs already running, not by the whole flood — it is answered while most of
+    /// the flood still waits. Before, the threads served one queue in order, and it came after the flood.
+    @Test func theMatchingThreadsTakeTurnsAcrossCallers() throws {
+        let policy = #"{"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(a+)+$"}]}}}"#
+        let daemon = try TestDaemon(policy: policy)
+        defer { daemon.stop() }
+        let hostile: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "a", count: 16 << 10) + "!")]]
+        let count = 8 * ProcessInfo.processInfo.activeProcessorCount
+        let flood = try PeerClient(
+            socket: daemon.socketPath, uid: Self.bob, groups: [socketGroup],
+            requests: Array(repeating: (RPCMethod.exec, hostile), count: count))
+        defer { flood.kill() }
+        func answered(_ client: PeerClient) -> Int { client.messages.filter { $0["method"] == nil }.count }
+        // Every one of the flood's requests was read (pipelined) before its first answer, a quarter second in.
+        try waitUntil("the flood's first refusal", timeout: 30) { answered(flood) > 0 }
+        let ordinary: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "x", count: 5 << 10))]]
+        let other = try PeerClient(
+            socket: daemon.socketPath, uid: Self.carol, groups: [socketGroup], requests: [(RPCMethod.exec, ordinary)])
+        try other.finish(timeout: 60)
+        let floodDone = answered(flood)
+        #expect(other.response(1)?["result"]?["status"] == "exited", "\(other.messages)")
+        #expect(floodDone <= count / 2, "\(floodDone) of the flood's \(count) calls were answered before the other caller's")
+        try flood.finish(timeout: 120)
+        #expect(flood.messages.allSatisfy { $0["error"]?["data"]?["rule"] == #"* deny_patterns "loop""# })
+    }
+
     /// A policy that fails to load leaves the previous one in force, and says why in daemon.status.
     @Test func brokenPolicyOnReloadKeepsThePreviousOne() throws {
         let allowExec = #"{"principals": {"*": {"allow": ["exec"]}}}"#
