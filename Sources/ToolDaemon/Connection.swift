@@ -56,8 +56,9 @@ final class Connection: Sendable {
                     fail(refusal)
                     return
                 }
-                // NSS lookups may block (LDAP, sssd): neither on the event loop nor on the cooperative pool.
-                BlockingThreads.lookups.submit {
+                // NSS lookups may block (LDAP, sssd): neither on the event loop nor on the cooperative pool;
+                // in this uid's turn, so one user's connections waiting on a directory delay no one else's.
+                BlockingThreads.lookups.submit(owner: cred.uid) {
                     PeerIdentity.resolve(
                         uid: cred.uid, gid: cred.gid, pid: cred.pid, groups: kernelGroups, adminGroup: adminGroup)
                 } completion: { caller in

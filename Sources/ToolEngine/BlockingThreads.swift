@@ -51,7 +51,8 @@ public final class BlockingThreads: Sendable {
     }
 
     /// Whose work a job submitted from this task is: the uid of the caller a request runs for (the
-    /// dispatcher sets it per request; tasks it starts inherit it), nil for the daemon's own work.
+    /// dispatcher sets it per request; tasks it starts inherit it), nil for the daemon's own work (a
+    /// policy reload). Naming a new connection's caller passes its uid to `submit` itself.
     @TaskLocal public static var owner: UInt32?
 
     public let width: Int
@@ -114,7 +115,8 @@ public final class BlockingThreads: Sendable {
     }
 
     /// Gives the calling thread `name` (up to 15 bytes) in the kernel too — what ps, top, perf and /proc
-    /// show; Foundation's `Thread.name` stays its own, and the thread would show its creator's name.
+    /// show: Foundation's `Thread.name` did not reach it here, and the thread showed its creator's name
+    /// (a cooperative pool thread's, `oot.default-qos`).
     private static func nameKernelThread(_ name: String) {
         let fd = open("/proc/thread-self/comm", O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { return }

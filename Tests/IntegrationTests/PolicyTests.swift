@@ -524,8 +524,8 @@ import ToolProtocol
     /// cooperative pool (one thread per core) free: `daemon.status`, sent after them on the same
     /// connection, is answered first. Before, each held a cooperative thread for the budget's quarter
     /// second, and it came after. A text that takes a pattern longer than the inline attempt but less than
-    /// the budget (`^(a+)+$` on twenty a's and a '!': about 25 ms) is still decided: the call runs, its
-    /// output is not withheld.
+    /// the budget (`^(a+)+$` on twenty a's and a '!': about 25 ms on the CI machine, a tenth of the budget
+    /// and five times the inline attempt) is still decided: the call runs, its output is not withheld.
     @Test func smallHostileTextsAreDecidedOffTheCooperativePool() throws {
         let policy = #"""
             {"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(b+)+$"}],
@@ -565,15 +565,19 @@ import ToolProtocol
     }
 
     /// The matching threads take turns across callers: one caller's flood of texts that make a deny pattern
-    /// run out of time (a quarter second each, eight per core, all queued at once) delays another caller's
-    /// large argument by the jobs already running, not by the whole flood — it is answered while most of
-    /// the flood still waits. Before, the threads served one queue in order, and it came after the flood.
+    /// run out of time (a quarter second each, sixteen per matching thread, all queued at once — four
+    /// seconds of matching) delays another caller's large argument by the jobs already running, not by the
+    /// whole flood: it is refused (by a pattern that decides at once) while most of the flood still waits.
+    /// Before, the threads served one queue in order, and it came after the flood.
     @Test func theMatchingThreadsTakeTurnsAcrossCallers() throws {
-        let policy = #"{"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(a+)+$"}]}}}"#
+        let policy = #"""
+            {"principals": {"*": {"allow": ["*"], "deny_patterns": [{"name": "loop", "pattern": "^(a+)+$"},
+                                                                    {"name": "xs", "pattern": "^x+$"}]}}}
+            """#
         let daemon = try TestDaemon(policy: policy)
         defer { daemon.stop() }
         let hostile: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "a", count: 16 << 10) + "!")]]
-        let count = 8 * ProcessInfo.processInfo.activeProcessorCount
+        let count = 16 * max(2, ProcessInfo.processInfo.activeProcessorCount)  // BlockingThreads.matching's width
         let flood = try PeerClient(
             socket: daemon.socketPath, uid: Self.bob, groups: [socketGroup],
             requests: Array(repeating: (RPCMethod.exec, hostile), count: count))
@@ -581,12 +585,16 @@ import ToolProtocol
         func answered(_ client: PeerClient) -> Int { client.messages.filter { $0["method"] == nil }.count }
         // Every one of the flood's requests was read (pipelined) before its first answer, a quarter second in.
         try waitUntil("the flood's first refusal", timeout: 30) { answered(flood) > 0 }
-        let ordinary: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "x", count: 5 << 10))]]
+        let large: JSONValue = ["argv": ["/bin/echo", .string(String(repeating: "x", count: 5 << 10))]]
         let other = try PeerClient(
-            socket: daemon.socketPath, uid: Self.carol, groups: [socketGroup], requests: [(RPCMethod.exec, ordinary)])
-        try other.finish(timeout: 60)
-        let floodDone = answered(flood)
-        #expect(other.response(1)?["result"]?["status"] == "exited", "\(other.messages)")
+            socket: daemon.socketPath, uid: Self.carol, groups: [socketGroup], requests: [(RPCMethod.exec, large)])
+        defer { other.kill() }
+        var floodDone = 0
+        try waitUntil("the other caller's answer", timeout: 60) {
+            floodDone = answered(flood)
+            return other.response(1) != nil
+        }
+        #expect(other.response(1)?["error"]?["data"]?["rule"] == #"* deny_patterns "xs""#, "\(other.messages)")
         #expect(floodDone <= count / 2, "\(floodDone) of the flood's \(count) calls were answered before the other caller's")
         try flood.finish(timeout: 120)
         #expect(flood.messages.allSatisfy { $0["error"]?["data"]?["rule"] == #"* deny_patterns "loop""# })

@@ -9,8 +9,8 @@ import ToolProtocol
 @Suite struct UserDatabaseTests {
     /// `passwd` lookups of uids 64700–64799 mark `<uid>.start` in TOOLD_TEST_NSS_MARKS, sleep
     /// TOOLD_TEST_NSS_DELAY_MS, mark `<uid>.done` and find nothing (the files service answers the rest);
-    /// `group` lookups of gids 64700–64799 do the same with `g<gid>.start`/`.done`. Each mark holds the
-    /// name of the thread that looked up.
+    /// `group` lookups of gids 64800–64899 do the same with `g<gid>.start`/`.done` (a range apart: the
+    /// test callers' own gids are their uids). Each mark holds the name of the thread that looked up.
     static let hangingModule = #"""
 #include <errno.h>
 #include <fcntl.h>
@@ -35,8 +35,8 @@ static void mark(const char *prefix, unsigned id, const char *what) {
     close(fd);
 }
 
-static enum nss_status hang(const char *prefix, unsigned id) {
-    if (id < 64700 || id > 64799) return NSS_STATUS_NOTFOUND;
+static enum nss_status hang(const char *prefix, unsigned id, unsigned first) {
+    if (id < first || id > first + 99) return NSS_STATUS_NOTFOUND;
     mark(prefix, id, "start");
     const char *ms = getenv("TOOLD_TEST_NSS_DELAY_MS");
     long delay = ms ? atol(ms) : 5000;
@@ -48,12 +48,12 @@ static enum nss_status hang(const char *prefix, unsigned id) {
 
 enum nss_status _nss_tooldhang_getpwuid_r(uid_t uid, struct passwd *pw, char *buf, size_t len, int *errnop) {
     (void)pw; (void)buf; (void)len; (void)errnop;
-    return hang("", (unsigned)uid);
+    return hang("", (unsigned)uid, 64700);
 }
 
 enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf, size_t len, int *errnop) {
     (void)gr; (void)buf; (void)len; (void)errnop;
-    return hang("g", (unsigned)gid);
+    return hang("g", (unsigned)gid, 64800);
 }
 """#
 
@@ -133,9 +133,9 @@ enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf
                 #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, conf,
             ])
         defer { daemon.stop() }
-        let reloaded = try daemon.reloadPolicy(#"{"principals": {"*": {"allow": ["exec"]}, "group:64750": {"allow": ["*"]}}}"#)
+        let reloaded = try daemon.reloadPolicy(#"{"principals": {"*": {"allow": ["exec"]}, "group:64850": {"allow": ["*"]}}}"#)
         #expect(reloaded["error"] == nil, "\(reloaded)")
-        let thread = try String(contentsOfFile: marks + "/g64750.start", encoding: .utf8)
-        #expect(thread.hasPrefix("toold-lookup"), "the reload looked group 64750 up on thread \"\(thread)\"")
+        let thread = try String(contentsOfFile: marks + "/g64850.start", encoding: .utf8)
+        #expect(thread.hasPrefix("toold-lookup"), "the reload looked group 64850 up on thread \"\(thread)\"")
     }
 }
