@@ -75,18 +75,25 @@ enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf
         return conf
     }
 
-    @Test func aHangingDirectoryServiceStallsOnlyTheConnectionsItNames() throws {
-        let dir = try TempDir("nss-hang")
-        defer { dir.remove() }
-        let conf = try Self.hangingDirectoryService(in: dir)
+    /// A daemon whose NSS asks the hanging module (built into `dir`), in a mount namespace of its own with
+    /// the private nsswitch.conf; lookups hang `delayMs`. Returns it and the marks directory.
+    static func daemonWithHangingDirectory(in dir: TempDir, delayMs: Int) throws -> (TestDaemon, String) {
+        let conf = try hangingDirectoryService(in: dir)
         let marks = dir.path + "/marks"
         try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
         let daemon = try TestDaemon(
-            environment: ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "6000"],
+            environment: ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "\(delayMs)"],
             launcher: [
                 "/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
                 #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, conf,
             ])
+        return (daemon, marks)
+    }
+
+    @Test func aHangingDirectoryServiceStallsOnlyTheConnectionsItNames() throws {
+        let dir = try TempDir("nss-hang")
+        defer { dir.remove() }
+        let (daemon, marks) = try Self.daemonWithHangingDirectory(in: dir, delayMs: 6000)
         defer { daemon.stop() }
         let group = groupID("toold") ?? 0
         // More hanging lookups than the cooperative pool has threads (one per core), fewer than the lookup
@@ -117,21 +124,14 @@ enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf
             #expect(caller?["uid"] == .int(Int64(uid)) && caller?["user"] == .string(String(uid)), "\(client.messages)")
         }
     }
+
     /// A policy reload resolves the policy's numeric group ids (`group:<gid>` principals) to names through
     /// NSS as well: on a lookup thread, never on the cooperative pool, where a hanging directory would
     /// hold one of the few threads every request needs for as long as it hangs.
     @Test func aPolicyReloadLooksGroupsUpOnALookupThread() throws {
         let dir = try TempDir("nss-hang-reload")
         defer { dir.remove() }
-        let conf = try Self.hangingDirectoryService(in: dir)
-        let marks = dir.path + "/marks"
-        try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
-        let daemon = try TestDaemon(
-            environment: ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "300"],
-            launcher: [
-                "/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
-                #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, conf,
-            ])
+        let (daemon, marks) = try Self.daemonWithHangingDirectory(in: dir, delayMs: 300)
         defer { daemon.stop() }
         let reloaded = try daemon.reloadPolicy(#"{"principals": {"*": {"allow": ["exec"]}, "group:64850": {"allow": ["*"]}}}"#)
         #expect(reloaded["error"] == nil, "\(reloaded)")
