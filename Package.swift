@@ -96,6 +96,7 @@ let package = Package(
         .testTarget(name: "ToolProtocolTests", dependencies: ["ToolProtocol"]),
         .testTarget(name: "JSONSchemaTests", dependencies: ["JSONSchema", "ToolProtocol"]),
         .testTarget(name: "SandboxTests", dependencies: ["Sandbox"]),
+        .testTarget(name: "ToolEngineTests", dependencies: ["ToolEngine", "JSONSchema", "ToolProtocol"]),
         .testTarget(name: "ToolRecordsTests", dependencies: ["ToolRecords", "ToolProtocol"]),
         .testTarget(name: "IntegrationTests", dependencies: ["ToolProtocol", "ToolClient", "JSONSchema"]),
     ],

@@ -173,16 +173,29 @@ public struct Redactor: Sendable {
 /// a PEM header does, but the whole pattern not yet), everything is held — up to `maxHeld` bytes, after
 /// which the held text is released redacted as it stands. Patterns without `opens` are matched within a
 /// release only. Final results and records are always redacted over the whole output.
+///
+/// While a span is open, the held text is looked at again only once it has grown by a quarter, and at
+/// least 4 KiB, since the last look (`recheckStep`): a sandbox trickling short lines after an opening
+/// made the daemon rescan the whole hold on every line — quadratic, about a minute of the daemon's CPU
+/// per 64 KiB hold in two-byte lines, outside the sandbox's cgroup. Now a hold costs about a dozen scans.
+/// So what follows a closed span may go out up to that step later (at the latest when the stream ends).
 public final class StreamRedactor: @unchecked Sendable {
     // @unchecked: used by one execution's output callback, which the sandbox calls from one thread.
     private let redactor: Redactor
     private var held: [UInt8] = []
     private let maxHeld: Int
+    /// While a span is open: the held size at which to look again.
+    private var recheckAt: Int?
+    /// How many times the held text was looked at for an open span (what the throttle bounds).
+    private(set) var looks = 0
 
     public init(_ redactor: Redactor, maxHeld: Int = 64 << 10) {
         self.redactor = redactor
         self.maxHeld = maxHeld
     }
+
+    /// How much the held text must grow after a look that found a span open before the next look.
+    static func recheckStep(held: Int) -> Int { max(4 << 10, held / 4) }
 
     /// Takes a chunk; returns what may be sent now (possibly nothing).
     public func feed(_ chunk: [UInt8]) -> [UInt8] {
@@ -190,8 +203,16 @@ public final class StreamRedactor: @unchecked Sendable {
         guard let lastNewline = held.lastIndex(of: UInt8(ascii: "\n")) else {
             return held.count > maxHeld ? flush() : []
         }
+        if held.count <= maxHeld {
+            if let recheckAt, held.count < recheckAt { return [] }
+            looks += 1
+            if redactor.hasOpenSpan(Redactor.utf16(Array(held[...lastNewline])).units) {
+                recheckAt = held.count + Self.recheckStep(held: held.count)
+                return []
+            }
+        }
+        recheckAt = nil
         let complete = Array(held[...lastNewline])
-        if held.count <= maxHeld && redactor.hasOpenSpan(Redactor.utf16(complete).units) { return [] }
         held.removeFirst(lastNewline + 1)
         return redactor.redact(complete).bytes
     }
@@ -201,7 +222,10 @@ public final class StreamRedactor: @unchecked Sendable {
 
     /// Everything still held, redacted: what goes out at the end of the stream.
     public func flush() -> [UInt8] {
-        defer { held = [] }
+        defer {
+            held = []
+            recheckAt = nil
+        }
         return redactor.redact(held).bytes
     }
 
