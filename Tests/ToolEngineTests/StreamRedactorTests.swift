@@ -3,46 +3,97 @@ import ToolProtocol
 
 @testable import ToolEngine
 
-/// Streamed redaction (`StreamRedactor`) with the shipped rules: what it releases, and how often it looks
-/// at what it holds.
+/// Streamed redaction (`StreamRedactor`) with the shipped rules: what it releases, when, and how often it
+/// looks at what it holds. Timed re-looks are off (`recheckAfterNs: .max`) unless a test is about them.
 @Suite struct StreamRedactorTests {
     static let shipped = Redactor(
         PolicyDocument.builtIn().entries.first { $0.principal == .everyone }?.rules.redact ?? [])
 
     static let header = "-----BEGIN RSA PRIVATE KEY-----\n"
+    static let footer = "-----END RSA PRIVATE KEY-----\n"
+
+    /// A key of `lines` body lines, as a program prints it.
+    static func key(_ n: Int, lines: Int = 26) -> String {
+        header + (0..<lines).map { "MIIEpAIBAAKCAQEA\(n)x\(String(repeating: "Q", count: 48))\($0)\n" }.joined() + footer
+    }
+
+    static func feedLines(_ stream: StreamRedactor, _ text: String) -> [UInt8] {
+        var out: [UInt8] = []
+        for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
+            out += stream.feed(Array((line + "\n").utf8))
+        }
+        return out
+    }
 
     /// A sandbox that opens a span (a PEM header) and then trickles short lines made the daemon rescan the
-    /// whole hold on every line: 30,000 looks at up to 64 KiB each. Now the hold is looked at again only
-    /// once it has grown by a quarter (at least 4 KiB): a dozen looks, and the same text comes out.
+    /// whole hold on every line: 30,000 looks at up to 64 KiB each (56 s of CPU). Now the hold is looked at
+    /// again only once it has grown by a quarter (at least 4 KiB): a dozen looks, and the same text comes
+    /// out.
     @Test func aTrickleAfterAnOpeningIsNotRescannedPerLine() {
         #expect(!Self.shipped.isEmpty)
-        let stream = StreamRedactor(Self.shipped)
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
         var released = stream.feed(Array(Self.header.utf8))
         #expect(released.isEmpty, "held from the header on")
         for _ in 0..<30_000 { released += stream.feed(Array("a\n".utf8)) }
-        released += stream.flush()
         #expect(stream.looks <= 20, "\(stream.looks) looks at the hold")
+        let looks = stream.looks
         // The stream's end releases the hold (60 KB, under its 64 KiB bound), redacted — an unclosed key is
         // no match: all of it, in order.
+        released += stream.flush()
         #expect(String(decoding: released, as: UTF8.self) == Self.header + String(repeating: "a\n", count: 30_000))
+        // A second hold is bounded the same way.
+        _ = stream.feed(Array(Self.header.utf8))
+        for _ in 0..<30_000 { _ = stream.feed(Array("b\n".utf8)) }
+        #expect(stream.looks - looks <= 20, "\(stream.looks - looks) looks at the second hold")
     }
 
-    /// A key that closes is still redacted whole, and what follows it goes out — at the latest when the
-    /// stream ends, at once when the hold has grown enough to be looked at again.
+    /// Keys printed back to back, one line per write, well past the hold's 64 KiB bound: every key is
+    /// redacted whole. What precedes an open key goes out when the hold is looked at, so the hold never
+    /// gathers closed keys up to the bound — where a forced release would cut the open one and send its
+    /// lines in clear.
+    @Test func consecutiveKeysPrintedLineByLineAreEachRedacted() {
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
+        let keys = (0..<60).map { Self.key($0) }
+        #expect(keys.joined().utf8.count > 3 * (64 << 10) / 2)
+        var released = Self.feedLines(stream, keys.joined())
+        released += stream.flush()
+        let text = String(decoding: released, as: UTF8.self)
+        #expect(text == String(repeating: "[REDACTED:private_key]\n", count: 60), "\(text.prefix(300))")
+        #expect(stream.heldBytes == 0)
+    }
+
+    /// A key that closes is redacted whole; the lines before it go out at once; what follows it goes out
+    /// once the hold has grown enough to be looked at again — or, with timed re-looks, on the next line
+    /// after the interval.
     @Test func aClosedKeyIsRedactedAndWhatFollowsGoesOut() {
-        let stream = StreamRedactor(Self.shipped)
-        let key = Self.header + "MIIEpAIBAAKCAQEA1234\n-----END RSA PRIVATE KEY-----\n"
-        var released = stream.feed(Array(("before\n" + key).utf8))
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
+        var released = stream.feed(Array(("before\n" + Self.key(1)).utf8))
         #expect(String(decoding: released, as: UTF8.self) == "before\n[REDACTED:private_key]\n")
-        released = stream.feed(Array(Self.header.utf8))
-        released += stream.feed(Array("MIIEpAIBAAKCAQEA5678\n".utf8))
-        released += stream.feed(Array("-----END RSA PRIVATE KEY-----\nafter\n".utf8))
-        // Looked at when the header came and not again yet (the hold grew by less than 4 KiB).
-        #expect(released.isEmpty)
+        released = Self.feedLines(stream, "ordinary\n")
+        #expect(String(decoding: released, as: UTF8.self) == "ordinary\n", "released at once when nothing is open")
+        released = stream.feed(Array(("line\n" + Self.header).utf8))
+        #expect(String(decoding: released, as: UTF8.self) == "line\n", "the lines before the opening go out")
+        released = Self.feedLines(stream, "MIIEpAIBAAKCAQEA5678\n" + Self.footer + "after\n")
+        #expect(released.isEmpty, "not looked at again yet: grew by less than 4 KiB")
         released += stream.feed(Array((String(repeating: "x", count: 5000) + "\n").utf8))
         #expect(
             String(decoding: released, as: UTF8.self)
                 == "[REDACTED:private_key]\nafter\n" + String(repeating: "x", count: 5000) + "\n")
         #expect(stream.flush().isEmpty)
+
+        let timed = StreamRedactor(Self.shipped, recheckAfterNs: 0)
+        released = Self.feedLines(timed, Self.key(2) + "after\n")
+        #expect(String(decoding: released, as: UTF8.self) == "[REDACTED:private_key]\nafter\n")
+    }
+
+    /// A key whose END shares a line with the next key's BEGIN is not split when the lines before the open
+    /// key go out: the cut moves back to the line the closed key starts on.
+    @Test func aCutNeverSplitsAClosedKey() {
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: 0)
+        let first = Self.key(1).dropLast()  // its END line without the newline
+        var released = Self.feedLines(stream, "before\n" + first + " " + Self.header + "MIIEpAIBAAKCAQEAsecond\n")
+        #expect(String(decoding: released, as: UTF8.self) == "before\n", "\(String(decoding: released, as: UTF8.self))")
+        released += Self.feedLines(stream, Self.footer)
+        #expect(String(decoding: released, as: UTF8.self) == "before\n[REDACTED:private_key] [REDACTED:private_key]\n")
     }
 }

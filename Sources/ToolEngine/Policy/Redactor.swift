@@ -1,3 +1,4 @@
+import Foundation
 import JSONSchema
 import ToolProtocol
 
@@ -149,49 +150,62 @@ public struct Redactor: Sendable {
         }
     }
 
-    /// Whether a multi-line pattern has begun in `text` but not ended: some pattern's `opens` regex
-    /// matches more often than the pattern itself (a PEM header without its footer yet). Undecided in
-    /// time counts as open: the text is held (up to the stream's bound) rather than released half-seen.
-    func hasOpenSpan(_ text: [UInt16]) -> Bool {
+    /// Where a multi-line pattern has begun in `text` and not ended: the start (in UTF-16 units) of the
+    /// earliest match of some pattern's `opens` regex (a PEM header) that no whole match of that pattern
+    /// covers, and the whole matches' ranges (a cut must not split one). nil when every opening is closed.
+    /// Undecided in time counts as open from the start: the text is held (up to the stream's bound)
+    /// rather than released half-seen.
+    func openSpan(_ text: [UInt16]) -> (start: Int, wholes: [Range<Int>])? {
         let budget = budget()
+        var earliest: Int?
+        var wholes: [Range<Int>] = []
         for pattern in patterns {
             guard let opens = pattern.opens else { continue }
-            guard let begun = opens.matches(in: text, budget: budget)?.count,
-                let whole = pattern.regex.matches(in: text, budget: budget)?.count
+            guard let begun = opens.matches(in: text, budget: budget),
+                let whole = pattern.regex.matches(in: text, budget: budget)
             else {
                 attempt?.noteGiveUp()
-                return true
+                return (0, [])
             }
-            if begun > whole { return true }
+            wholes += whole
+            if let open = begun.first(where: { b in !whole.contains { $0.contains(b.lowerBound) } }) {
+                earliest = min(earliest ?? open.lowerBound, open.lowerBound)
+            }
         }
-        return false
+        return earliest.map { ($0, wholes) }
     }
 }
 
 /// Redacts one output stream as it is streamed (`exec.output`). Output is released in whole lines, each
 /// release redacted; while a multi-line pattern has opened and not closed (its `opens` regex matched, as
-/// a PEM header does, but the whole pattern not yet), everything is held — up to `maxHeld` bytes, after
-/// which the held text is released redacted as it stands. Patterns without `opens` are matched within a
-/// release only. Final results and records are always redacted over the whole output.
+/// a PEM header does, but no whole match covers it yet), the lines from the one it opened on are held —
+/// those before it go out at once — up to `maxHeld` bytes, after which the held text is released redacted
+/// as it stands. Patterns without `opens` are matched within a release only. Final results and records
+/// are always redacted over the whole output.
 ///
-/// While a span is open, the held text is looked at again only once it has grown by a quarter, and at
-/// least 4 KiB, since the last look (`recheckStep`): a sandbox trickling short lines after an opening
-/// made the daemon rescan the whole hold on every line — quadratic, about a minute of the daemon's CPU
-/// per 64 KiB hold in two-byte lines, outside the sandbox's cgroup. Now a hold costs about a dozen scans.
-/// So what follows a closed span may go out up to that step later (at the latest when the stream ends).
+/// While a span is open, the hold is looked at again only once it has grown by a quarter, and at least
+/// 4 KiB (`recheckStep`), or `recheckAfterNs` (100 ms) after the last look: a sandbox trickling short
+/// lines after an opening made the daemon rescan the whole hold on every line — quadratic, 56 s of the
+/// daemon's CPU for 60 KB of two-byte lines, outside the sandbox's cgroup. Now a hold costs about a dozen
+/// looks, plus at most ten a second. So what follows a closed span may go out up to that much later.
 public final class StreamRedactor: @unchecked Sendable {
     // @unchecked: used by one execution's output callback, which the sandbox calls from one thread.
     private let redactor: Redactor
     private var held: [UInt8] = []
+    /// The index in `held` of its last newline.
+    private var lastNewline: Int?
     private let maxHeld: Int
-    /// While a span is open: the held size at which to look again.
+    private let recheckAfterNs: UInt64
+    /// While a span is open: the held size at which to look again, and when the last look was.
     private var recheckAt: Int?
+    private var lastLookNs: UInt64 = 0
     /// How many times the held text was looked at for an open span (what the throttle bounds).
     private(set) var looks = 0
 
-    public init(_ redactor: Redactor, maxHeld: Int = 64 << 10) {
+    public init(_ redactor: Redactor, maxHeld: Int = 64 << 10, recheckAfterNs: UInt64 = 100_000_000) {
         self.redactor = redactor
         self.maxHeld = maxHeld
+        self.recheckAfterNs = recheckAfterNs
     }
 
     /// How much the held text must grow after a look that found a span open before the next look.
@@ -199,22 +213,55 @@ public final class StreamRedactor: @unchecked Sendable {
 
     /// Takes a chunk; returns what may be sent now (possibly nothing).
     public func feed(_ chunk: [UInt8]) -> [UInt8] {
+        let base = held.count
         held += chunk
-        guard let lastNewline = held.lastIndex(of: UInt8(ascii: "\n")) else {
+        if let i = chunk.lastIndex(of: UInt8(ascii: "\n")) { lastNewline = base + i }
+        guard let newline = lastNewline else {
             return held.count > maxHeld ? flush() : []
         }
-        if held.count <= maxHeld {
-            if let recheckAt, held.count < recheckAt { return [] }
-            looks += 1
-            if redactor.hasOpenSpan(Redactor.utf16(Array(held[...lastNewline])).units) {
-                recheckAt = held.count + Self.recheckStep(held: held.count)
-                return []
-            }
+        guard held.count <= maxHeld else { return release(upTo: newline + 1) }
+        let now = DispatchTime.now().uptimeNanoseconds
+        if let recheckAt, held.count < recheckAt, now &- lastLookNs < recheckAfterNs { return [] }
+        looks += 1
+        lastLookNs = now
+        let (units, _) = Redactor.utf16(Array(held[...newline]))
+        guard let open = redactor.openSpan(units) else { return release(upTo: newline + 1) }
+        // Everything before the line the span opened on goes out now (never splitting a whole match).
+        var cut = Self.lineStart(units, before: open.start)
+        while let split = open.wholes.first(where: { $0.lowerBound < cut && cut < $0.upperBound }) {
+            cut = Self.lineStart(units, before: split.lowerBound)
         }
+        let released = release(upTo: Self.byteOffset(held, afterNewlines: units[..<cut].count { $0 == 0x0A }))
+        recheckAt = held.count + Self.recheckStep(held: held.count)
+        return released
+    }
+
+    /// The index (in `units`) where the line holding `position` starts.
+    static func lineStart(_ units: [UInt16], before position: Int) -> Int {
+        guard position > 0, let newline = units[..<position].lastIndex(of: 0x0A) else { return 0 }
+        return newline + 1
+    }
+
+    /// The index (in `bytes`) just after its `count`-th newline (0 for none): a newline is one byte and one
+    /// UTF-16 unit, so lines count the same in both.
+    static func byteOffset(_ bytes: [UInt8], afterNewlines count: Int) -> Int {
+        guard count > 0 else { return 0 }
+        var seen = 0
+        for (i, byte) in bytes.enumerated() where byte == UInt8(ascii: "\n") {
+            seen += 1
+            if seen == count { return i + 1 }
+        }
+        return bytes.count
+    }
+
+    /// Releases `held[..<end]`, redacted; the open-span state goes with it when nothing is left held.
+    private func release(upTo end: Int) -> [UInt8] {
+        guard end > 0 else { return [] }
+        let out = Array(held[..<end])
+        held.removeFirst(end)
+        if let newline = lastNewline { lastNewline = newline >= end ? newline - end : nil }
         recheckAt = nil
-        let complete = Array(held[...lastNewline])
-        held.removeFirst(lastNewline + 1)
-        return redactor.redact(complete).bytes
+        return redactor.redact(out).bytes
     }
 
     /// The bytes held back so far.
@@ -224,6 +271,7 @@ public final class StreamRedactor: @unchecked Sendable {
     public func flush() -> [UInt8] {
         defer {
             held = []
+            lastNewline = nil
             recheckAt = nil
         }
         return redactor.redact(held).bytes
