@@ -81,9 +81,17 @@ import ToolProtocol
                 == "[REDACTED:private_key]\nafter\n" + String(repeating: "x", count: 5000) + "\n")
         #expect(stream.flush().isEmpty)
 
-        let timed = StreamRedactor(Self.shipped, recheckAfterNs: 0)
+        // Timed re-looks: a new line 100 ms or more after the last look is looked at.
+        let clock = ManualClock()
+        let timed = StreamRedactor(Self.shipped, clock: { clock.now })
         released = Self.feedLines(timed, Self.key(2) + "after\n")
-        #expect(String(decoding: released, as: UTF8.self) == "[REDACTED:private_key]\nafter\n")
+        #expect(released.isEmpty, "no time has passed")
+        clock.now += 99_000_000
+        released = timed.feed(Array("more\n".utf8))
+        #expect(released.isEmpty, "99 ms after the last look")
+        clock.now += 1_000_000
+        released = timed.feed(Array("again\n".utf8))
+        #expect(String(decoding: released, as: UTF8.self) == "[REDACTED:private_key]\nafter\nmore\nagain\n")
     }
 
     /// A key whose END shares a line with the next key's BEGIN is not split when the lines before the open
@@ -96,4 +104,67 @@ import ToolProtocol
         released += Self.feedLines(stream, Self.footer)
         #expect(String(decoding: released, as: UTF8.self) == "before\n[REDACTED:private_key] [REDACTED:private_key]\n")
     }
+
+    /// Keys back to back, read in 64 KiB chunks as a pipe delivers `cat` of a big file: a chunk that takes
+    /// the hold past its bound is still looked at, and only what precedes the open key goes out.
+    @Test func keysReadIn64KiBChunksAreEachRedacted() {
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
+        let text = Array((0..<120).map { Self.key($0) }.joined().utf8)
+        var released: [UInt8] = []
+        var i = 0
+        while i < text.count {
+            released += stream.feed(Array(text[i..<min(i + (64 << 10), text.count)]))
+            i += 64 << 10
+        }
+        released += stream.flush()
+        #expect(String(decoding: released, as: UTF8.self) == String(repeating: "[REDACTED:private_key]\n", count: 120))
+    }
+
+    /// An operator's rule whose match begins before its opening (`secret:` on the line above the header)
+    /// holds the stream from its first held line: nothing of the secret goes out in clear.
+    @Test func aRuleWhoseMatchBeginsBeforeItsOpeningHoldsFromTheStart() throws {
+        let rule: JSONValue = [
+            "name": "data", "pattern": #"secret:\s*\n-----BEGIN DATA-----[\s\S]*?-----END DATA-----"#,
+            "opens": "-----BEGIN DATA-----",
+        ]
+        let redactor = Redactor([try PolicyPattern(rule, file: "test", field: "redact[0]")])
+        let stream = StreamRedactor(redactor, recheckAfterNs: 0)
+        var released = stream.feed(Array("first\nsecret:\n-----BEGIN DATA-----\nAAAA\n".utf8))
+        released += stream.feed(Array("-----END DATA-----\nlast\n".utf8))
+        released += stream.flush()
+        #expect(String(decoding: released, as: UTF8.self) == "first\n[REDACTED:data]\nlast\n")
+    }
+
+    /// A single-line rule whose match crosses a newline (`token:` then the value on the next line) is not
+    /// split when the lines before an open key go out; mixed chunk boundaries, multi-byte UTF-8 and bytes
+    /// that are not UTF-8 come out as the whole output's redaction does.
+    @Test func aCutSplitsNoMatchOfAnyRuleAndBytesComeOutWhole() {
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: 0)
+        let text = "ok\ntoken:\nabc123" + Self.key(3) + "after\n"
+        let split = text.utf8.count - Self.key(3).utf8.count + Self.header.utf8.count + 10  // the key open
+        var released = stream.feed(Array(text.utf8.prefix(split)))
+        #expect(String(decoding: released, as: UTF8.self) == "ok\n", "the cut moved back to token:'s line")
+        released += stream.feed(Array(text.utf8.dropFirst(split)))
+        released += stream.flush()
+        let out = String(decoding: released, as: UTF8.self)
+        #expect(!out.contains("abc123") && !out.contains("MIIE"), "\(out)")
+        #expect(released == Self.shipped.redact(Array(text.utf8)).bytes, "\(out)")
+
+        for bytes in [Array(("héllo wörld ✓\n" + Self.key(4) + "después\n").utf8), [0xFF, 0x0A] + Array((Self.key(5) + "x\n").utf8)] {
+            let pieces = StreamRedactor(Self.shipped, recheckAfterNs: 0)
+            var out: [UInt8] = []
+            var i = 0
+            while i < bytes.count {  // 7-byte pieces: mid-line, mid-character
+                out += pieces.feed(Array(bytes[i..<min(i + 7, bytes.count)]))
+                i += 7
+            }
+            out += pieces.flush()
+            #expect(out == Self.shipped.redact(bytes).bytes, "\(String(decoding: out, as: UTF8.self))")
+        }
+    }
+}
+
+/// A clock the test moves by hand.
+final class ManualClock: @unchecked Sendable {
+    var now: UInt64 = 1_000_000_000
 }

@@ -217,6 +217,10 @@ public struct PolicyPattern: Sendable {
     /// For patterns that span lines: a regex matching where such a span begins (streamed output is held
     /// from there until the whole pattern matches; see `StreamRedactor`).
     public let opens: BoundedRegex?
+    /// Whether the pattern's source begins with `opens`' source, so every match starts where an opening
+    /// does (the shipped `private_key` rule): a stream may then release what precedes an open span's line.
+    /// Other multi-line rules hold the stream from its first held line (a match may begin before `opens`).
+    public let opensStartsMatch: Bool
 
     init(_ value: JSONValue, file: String, field: String) throws(ConfigurationError) {
         let name: String
@@ -255,6 +259,7 @@ public struct PolicyPattern: Sendable {
         } else {
             opens = nil
         }
+        opensStartsMatch = opensPattern.map { !$0.isEmpty && pattern.hasPrefix($0) } ?? false
         self.name = name
         self.pattern = pattern
     }

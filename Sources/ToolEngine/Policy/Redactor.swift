@@ -150,44 +150,70 @@ public struct Redactor: Sendable {
         }
     }
 
-    /// Where a multi-line pattern has begun in `text` and not ended: the start (in UTF-16 units) of the
-    /// earliest match of some pattern's `opens` regex (a PEM header) that no whole match of that pattern
-    /// covers, and the whole matches' ranges (a cut must not split one). nil when every opening is closed.
+    /// Where a multi-line pattern has begun in `text` and not ended: nil when every opening (a match of
+    /// some pattern's `opens` regex, as a PEM header) is covered by a whole match of its pattern;
+    /// otherwise the earliest position (in UTF-16 units) the stream must hold from — that opening, or 0
+    /// when its pattern's matches may begin before the opening (`opensStartsMatch` false) — and every
+    /// match of every pattern in `text`, merged into sorted disjoint ranges (a cut must not split one).
     /// Undecided in time counts as open from the start: the text is held (up to the stream's bound)
     /// rather than released half-seen.
-    func openSpan(_ text: [UInt16]) -> (start: Int, wholes: [Range<Int>])? {
+    func openSpan(_ text: [UInt16]) -> (start: Int, matched: [Range<Int>])? {
         let budget = budget()
         var earliest: Int?
-        var wholes: [Range<Int>] = []
+        var matched: [Range<Int>] = []
         for pattern in patterns {
-            guard let opens = pattern.opens else { continue }
-            guard let begun = opens.matches(in: text, budget: budget),
-                let whole = pattern.regex.matches(in: text, budget: budget)
-            else {
+            guard let whole = pattern.regex.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
                 return (0, [])
             }
-            wholes += whole
-            if let open = begun.first(where: { b in !whole.contains { $0.contains(b.lowerBound) } }) {
-                earliest = min(earliest ?? open.lowerBound, open.lowerBound)
+            matched += whole
+            guard let opens = pattern.opens else { continue }
+            guard let begun = opens.matches(in: text, budget: budget) else {
+                attempt?.noteGiveUp()
+                return (0, [])
+            }
+            // Both in text order, whole matches disjoint: one pass finds the first opening none covers.
+            var j = 0
+            for b in begun {
+                while j < whole.count && whole[j].upperBound <= b.lowerBound { j += 1 }
+                if j < whole.count && whole[j].lowerBound <= b.lowerBound { continue }
+                let from = pattern.opensStartsMatch ? b.lowerBound : 0
+                earliest = min(earliest ?? from, from)
+                break
             }
         }
-        return earliest.map { ($0, wholes) }
+        guard let earliest else { return nil }
+        return (earliest, Self.merged(matched))
+    }
+
+    /// Ranges sorted and merged where they overlap.
+    static func merged(_ ranges: [Range<Int>]) -> [Range<Int>] {
+        var out: [Range<Int>] = []
+        for r in ranges.sorted(by: { $0.lowerBound < $1.lowerBound }) where !r.isEmpty {
+            if let last = out.last, r.lowerBound < last.upperBound {
+                out[out.count - 1] = last.lowerBound..<max(last.upperBound, r.upperBound)
+            } else {
+                out.append(r)
+            }
+        }
+        return out
     }
 }
 
 /// Redacts one output stream as it is streamed (`exec.output`). Output is released in whole lines, each
-/// release redacted; while a multi-line pattern has opened and not closed (its `opens` regex matched, as
-/// a PEM header does, but no whole match covers it yet), the lines from the one it opened on are held —
-/// those before it go out at once — up to `maxHeld` bytes, after which the held text is released redacted
-/// as it stands. Patterns without `opens` are matched within a release only. Final results and records
-/// are always redacted over the whole output.
+/// release redacted. While a multi-line pattern has opened and not closed (its `opens` regex matched, as
+/// a PEM header does, but no whole match covers it yet), the stream holds from the line it opened on —
+/// what comes before goes out, never splitting a match of any pattern (for a pattern whose matches may
+/// begin before its opening, from the first held line) — up to `maxHeld` bytes; beyond that, what is held
+/// is released redacted as it stands. Patterns without `opens` are matched within a release only. Final
+/// results and records are always redacted over the whole output.
 ///
 /// While a span is open, the hold is looked at again only once it has grown by a quarter, and at least
-/// 4 KiB (`recheckStep`), or `recheckAfterNs` (100 ms) after the last look: a sandbox trickling short
-/// lines after an opening made the daemon rescan the whole hold on every line — quadratic, 56 s of the
-/// daemon's CPU for 60 KB of two-byte lines, outside the sandbox's cgroup. Now a hold costs about a dozen
-/// looks, plus at most ten a second. So what follows a closed span may go out up to that much later.
+/// 4 KiB (`recheckStep`), or when a new line arrives `recheckAfterNs` (100 ms) or more after the last look
+/// (there is no timer: held lines wait for the next chunk or the end): a sandbox trickling short lines
+/// after an opening made the daemon rescan the whole hold on every line — quadratic, 56 s of the daemon's
+/// CPU for 60 KB of two-byte lines, outside the sandbox's cgroup. Now a hold costs about a dozen looks,
+/// plus at most ten a second.
 public final class StreamRedactor: @unchecked Sendable {
     // @unchecked: used by one execution's output callback, which the sandbox calls from one thread.
     private let redactor: Redactor
@@ -196,16 +222,23 @@ public final class StreamRedactor: @unchecked Sendable {
     private var lastNewline: Int?
     private let maxHeld: Int
     private let recheckAfterNs: UInt64
-    /// While a span is open: the held size at which to look again, and when the last look was.
+    private let clock: @Sendable () -> UInt64
+    /// While a span is open: the held size at which to look again, when the last look was, and the
+    /// newline it looked up to.
     private var recheckAt: Int?
     private var lastLookNs: UInt64 = 0
+    private var lookedUpTo = 0
     /// How many times the held text was looked at for an open span (what the throttle bounds).
     private(set) var looks = 0
 
-    public init(_ redactor: Redactor, maxHeld: Int = 64 << 10, recheckAfterNs: UInt64 = 100_000_000) {
+    public init(
+        _ redactor: Redactor, maxHeld: Int = 64 << 10, recheckAfterNs: UInt64 = 100_000_000,
+        clock: @escaping @Sendable () -> UInt64 = { DispatchTime.now().uptimeNanoseconds }
+    ) {
         self.redactor = redactor
         self.maxHeld = maxHeld
         self.recheckAfterNs = recheckAfterNs
+        self.clock = clock
     }
 
     /// How much the held text must grow after a look that found a span open before the next look.
@@ -219,20 +252,31 @@ public final class StreamRedactor: @unchecked Sendable {
         guard let newline = lastNewline else {
             return held.count > maxHeld ? flush() : []
         }
-        guard held.count <= maxHeld else { return release(upTo: newline + 1) }
-        let now = DispatchTime.now().uptimeNanoseconds
-        if let recheckAt, held.count < recheckAt, now &- lastLookNs < recheckAfterNs { return [] }
+        let over = held.count > maxHeld
+        if !over, let recheckAt, held.count < recheckAt {
+            // Timed: only for a new line since the last look (an unchanged hold needs no second look).
+            guard newline + 1 > lookedUpTo, clock() &- lastLookNs >= recheckAfterNs else { return [] }
+        }
         looks += 1
-        lastLookNs = now
+        lastLookNs = clock()
+        lookedUpTo = newline + 1
         let (units, _) = Redactor.utf16(Array(held[...newline]))
         guard let open = redactor.openSpan(units) else { return release(upTo: newline + 1) }
-        // Everything before the line the span opened on goes out now (never splitting a whole match).
+        // Everything before the line the span opened on goes out now, never splitting a match.
         var cut = Self.lineStart(units, before: open.start)
-        while let split = open.wholes.first(where: { $0.lowerBound < cut && cut < $0.upperBound }) {
-            cut = Self.lineStart(units, before: split.lowerBound)
+        var k = open.matched.lastIndex { $0.lowerBound < cut } ?? -1
+        while k >= 0 && cut > 0 {
+            let range = open.matched[k]
+            if range.lowerBound < cut && cut < range.upperBound { cut = Self.lineStart(units, before: range.lowerBound) }
+            if range.lowerBound >= cut || range.upperBound <= cut { k -= 1 }
         }
-        let released = release(upTo: Self.byteOffset(held, afterNewlines: units[..<cut].count { $0 == 0x0A }))
+        var released = release(upTo: Self.byteOffset(held, afterNewlines: units[..<cut].count { $0 == 0x0A }))
+        if held.count > maxHeld, let newline = lastNewline {
+            released += release(upTo: newline + 1)  // one open span beyond the bound: out as it stands
+            return released
+        }
         recheckAt = held.count + Self.recheckStep(held: held.count)
+        lookedUpTo = lastNewline.map { $0 + 1 } ?? 0
         return released
     }
 
@@ -254,13 +298,14 @@ public final class StreamRedactor: @unchecked Sendable {
         return bytes.count
     }
 
-    /// Releases `held[..<end]`, redacted; the open-span state goes with it when nothing is left held.
+    /// Releases `held[..<end]`, redacted; the open-span state goes with it.
     private func release(upTo end: Int) -> [UInt8] {
+        recheckAt = nil
         guard end > 0 else { return [] }
         let out = Array(held[..<end])
         held.removeFirst(end)
         if let newline = lastNewline { lastNewline = newline >= end ? newline - end : nil }
-        recheckAt = nil
+        lookedUpTo = max(0, lookedUpTo - end)
         return redactor.redact(out).bytes
     }
 
@@ -273,6 +318,7 @@ public final class StreamRedactor: @unchecked Sendable {
             held = []
             lastNewline = nil
             recheckAt = nil
+            lookedUpTo = 0
         }
         return redactor.redact(held).bytes
     }
