@@ -120,6 +120,32 @@ import ToolProtocol
         #expect(String(decoding: released, as: UTF8.self) == String(repeating: "[REDACTED:private_key]\n", count: 120))
     }
 
+    /// One long line past the hold's bound (minified JSON holding an escaped key, as `terraform show
+    /// -json` prints one) is cut before the key, not at whatever byte the last read ended on; keys whose
+    /// END and next BEGIN share lines chain their matches across lines, and are cut at the open one's
+    /// header. Both come out as the whole output's redaction.
+    @Test func aHoldPastItsBoundIsCutBeforeTheOpenKeyNotMidKey() {
+        let escaped = Self.key(6).replacingOccurrences(of: "\n", with: "\\n")
+        let json = "{\"padding\": \"" + String(repeating: "x", count: 65_000) + "\", \"key\": \"" + escaped + "\"}\n"
+        let chained = (0..<60).map { Self.key($0).dropLast() + " " }.joined() + "\n"  // END and BEGIN on one line
+        for text in [json, chained] {
+            let bytes = Array(text.utf8)
+            for piece in [1 << 10, 7] {
+                let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
+                var out: [UInt8] = []
+                var i = 0
+                while i < bytes.count {
+                    out += stream.feed(Array(bytes[i..<min(i + piece, bytes.count)]))
+                    i += piece
+                }
+                out += stream.flush()
+                let expected = Self.shipped.redact(bytes).bytes
+                #expect(out == expected, "\(piece)-byte pieces: \(String(decoding: out.suffix(400), as: UTF8.self))")
+                #expect(!String(decoding: out, as: UTF8.self).contains("MIIEpAIB"))
+            }
+        }
+    }
+
     /// An operator's rule whose match begins before its opening (`secret:` on the line above the header)
     /// holds the stream from its first held line: nothing of the secret goes out in clear.
     @Test func aRuleWhoseMatchBeginsBeforeItsOpeningHoldsFromTheStart() throws {
@@ -167,4 +193,23 @@ import ToolProtocol
 /// A clock the test moves by hand.
 final class ManualClock: @unchecked Sendable {
     var now: UInt64 = 1_000_000_000
+}
+
+/// What a policy's redaction rules say at load about streaming.
+@Suite struct RedactionRuleWarningTests {
+    /// A rule whose pattern does not begin with its `opens` cannot be streamed safely line by line (a
+    /// match's first lines may go out before the opening shows): the policy loads with a warning naming
+    /// it. The shipped policy has none.
+    @Test func aRuleWhosePatternDoesNotBeginWithItsOpensIsFlagged() throws {
+        let policy = #"""
+            {"principals": {"*": {"redact": [
+              {"name": "data", "pattern": "secret:\\s*\\n-----BEGIN DATA-----[\\s\\S]*?-----END DATA-----",
+               "opens": "-----BEGIN DATA-----"},
+              {"name": "good", "pattern": "-----BEGIN X-----[\\s\\S]*?-----END X-----", "opens": "-----BEGIN X-----"}]}}}
+            """#
+        let document = try PolicyDocument(json: Array(policy.utf8), source: "test")
+        #expect(document.warnings.count == 1, "\(document.warnings)")
+        #expect(document.warnings.first?.hasPrefix(#"principals.*.redact[0] "data": its pattern does not begin with its opens"#) == true)
+        #expect(PolicyDocument.builtIn().warnings.isEmpty)
+    }
 }

@@ -55,10 +55,15 @@ public struct PolicyDocument: Sendable {
             }
             let rules = try PolicyRules(o, file: source, field: field)
             for (i, rule) in rules.redact.enumerated() {
-                guard let why = DefaultPolicy.superseded[rule.pattern] else { continue }
-                warnings.append(
-                    "\(field).redact[\(i)] \"\(rule.name)\" is a rule an earlier toold shipped, since replaced: \(why); replace it with the current one (toold --print-default-policy)"
-                )
+                if let why = DefaultPolicy.superseded[rule.pattern] {
+                    warnings.append(
+                        "\(field).redact[\(i)] \"\(rule.name)\" is a rule an earlier toold shipped, since replaced: \(why); replace it with the current one (toold --print-default-policy)"
+                    )
+                } else if rule.opens != nil && !rule.opensStartsMatch {
+                    warnings.append(
+                        "\(field).redact[\(i)] \"\(rule.name)\": its pattern does not begin with its opens, so a stream may send the lines of a match that come before the opening in clear (results and records are redacted whole); write the pattern to begin with the opens regex"
+                    )
+                }
             }
             entries.append(PolicyEntry(principal: principal, rules: rules))
         }

@@ -161,17 +161,16 @@ public struct Redactor: Sendable {
         let budget = budget()
         var earliest: Int?
         var matched: [Range<Int>] = []
+        // The rules with `opens` first: when every opening is covered, the others need not run (most lines).
         for pattern in patterns {
-            guard let whole = pattern.regex.matches(in: text, budget: budget) else {
+            guard let opens = pattern.opens else { continue }
+            guard let whole = pattern.regex.matches(in: text, budget: budget),
+                let begun = opens.matches(in: text, budget: budget)
+            else {
                 attempt?.noteGiveUp()
                 return (0, [])
             }
             matched += whole
-            guard let opens = pattern.opens else { continue }
-            guard let begun = opens.matches(in: text, budget: budget) else {
-                attempt?.noteGiveUp()
-                return (0, [])
-            }
             // Both in text order, whole matches disjoint: one pass finds the first opening none covers.
             var j = 0
             for b in begun {
@@ -183,7 +182,28 @@ public struct Redactor: Sendable {
             }
         }
         guard let earliest else { return nil }
+        for pattern in patterns where pattern.opens == nil {
+            guard let whole = pattern.regex.matches(in: text, budget: budget) else {
+                attempt?.noteGiveUp()
+                return (0, [])
+            }
+            matched += whole
+        }
         return (earliest, Self.merged(matched))
+    }
+
+    /// Every match of every pattern in `text`, merged; nil when a pattern cannot decide in time.
+    func matchRanges(_ text: [UInt16]) -> [Range<Int>]? {
+        let budget = budget()
+        var matched: [Range<Int>] = []
+        for pattern in patterns {
+            guard let whole = pattern.regex.matches(in: text, budget: budget) else {
+                attempt?.noteGiveUp()
+                return nil
+            }
+            matched += whole
+        }
+        return Self.merged(matched)
     }
 
     /// Ranges sorted and merged where they overlap.
@@ -250,7 +270,7 @@ public final class StreamRedactor: @unchecked Sendable {
         held += chunk
         if let i = chunk.lastIndex(of: UInt8(ascii: "\n")) { lastNewline = base + i }
         guard let newline = lastNewline else {
-            return held.count > maxHeld ? flush() : []
+            return held.count > maxHeld ? forceOut() : []
         }
         let over = held.count > maxHeld
         if !over, let recheckAt, held.count < recheckAt {
@@ -271,13 +291,36 @@ public final class StreamRedactor: @unchecked Sendable {
             if range.lowerBound >= cut || range.upperBound <= cut { k -= 1 }
         }
         var released = release(upTo: Self.byteOffset(held, afterNewlines: units[..<cut].count { $0 == 0x0A }))
-        if held.count > maxHeld, let newline = lastNewline {
-            released += release(upTo: newline + 1)  // one open span beyond the bound: out as it stands
+        if held.count > maxHeld {
+            released += forceOut()
             return released
         }
         recheckAt = held.count + Self.recheckStep(held: held.count)
         lookedUpTo = lastNewline.map { $0 + 1 } ?? 0
         return released
+    }
+
+    /// The hold is past its bound with no line to release before an open span (one long line, or lines
+    /// of matches chained into each other): what precedes the earliest open span goes out, cut at the
+    /// opening itself — mid-line, never inside a match of any rule; with nothing open, all but the last
+    /// 4 KiB (a secret may have begun there), never inside a match. An open span that starts the hold is
+    /// past the bound itself: everything goes out as it stands.
+    private func forceOut() -> [UInt8] {
+        looks += 1
+        let (units, isUTF8) = Redactor.utf16(held)
+        var cut: Int
+        let ranges: [Range<Int>]
+        if let open = redactor.openSpan(units) {
+            cut = open.start
+            ranges = open.matched
+        } else {
+            cut = max(0, units.count - (4 << 10))
+            ranges = redactor.matchRanges(units) ?? [0..<units.count]
+        }
+        if let covering = ranges.first(where: { $0.lowerBound < cut && cut < $0.upperBound }) { cut = covering.lowerBound }
+        if cut > 0 && cut < units.count && UTF16.isTrailSurrogate(units[cut]) { cut -= 1 }
+        guard cut > 0 else { return flush() }
+        return release(upTo: isUTF8 ? String(decoding: units[..<cut], as: UTF16.self).utf8.count : cut)
     }
 
     /// The index (in `units`) where the line holding `position` starts.
