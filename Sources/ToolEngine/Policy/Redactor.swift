@@ -302,12 +302,15 @@ public final class StreamRedactor: @unchecked Sendable {
 
     /// The hold is past its bound with no line to release before an open span (one long line, or lines
     /// of matches chained into each other): what precedes the earliest open span goes out, cut at the
-    /// opening itself — mid-line, never inside a match of any rule; with nothing open, all but the last
-    /// 4 KiB (a secret may have begun there), never inside a match. An open span that starts the hold is
-    /// past the bound itself: everything goes out as it stands.
+    /// opening itself — mid-line, never inside a match found in what is held, nor inside a character;
+    /// with nothing open, all but the last 4 KiB (a secret may have begun there). An open span that starts
+    /// the hold is past the bound itself: it goes out as it stands.
     private func forceOut() -> [UInt8] {
         looks += 1
-        let (units, isUTF8) = Redactor.utf16(held)
+        // A read may have ended inside a UTF-8 character: those bytes stay held, out of the decision, so
+        // the rest reads as text and no cut splits a character.
+        let end = held.count - Self.incompleteUTF8Tail(held)
+        let (units, isUTF8) = Redactor.utf16(Array(held[..<end]))
         var cut: Int
         let ranges: [Range<Int>]
         if let open = redactor.openSpan(units) {
@@ -315,12 +318,35 @@ public final class StreamRedactor: @unchecked Sendable {
             ranges = open.matched
         } else {
             cut = max(0, units.count - (4 << 10))
-            ranges = redactor.matchRanges(units) ?? [0..<units.count]
+            ranges = redactor.matchRanges(units) ?? []  // undecided: the release is redacted (or withheld) whole
         }
         if let covering = ranges.first(where: { $0.lowerBound < cut && cut < $0.upperBound }) { cut = covering.lowerBound }
         if cut > 0 && cut < units.count && UTF16.isTrailSurrogate(units[cut]) { cut -= 1 }
-        guard cut > 0 else { return flush() }
-        return release(upTo: isUTF8 ? String(decoding: units[..<cut], as: UTF16.self).utf8.count : cut)
+        guard cut > 0 else { return release(upTo: end) }  // one span past the bound: as it stands
+        var bytes = isUTF8 ? String(decoding: units[..<cut], as: UTF16.self).utf8.count : cut
+        if !isUTF8 {
+            // Not text: still never inside what looks like a multi-byte character.
+            var back = 0
+            while back < 3 && bytes > 1 && held[bytes] & 0xC0 == 0x80 {
+                bytes -= 1
+                back += 1
+            }
+        }
+        return release(upTo: bytes)
+    }
+
+    /// How many bytes at the end of `bytes` begin a UTF-8 character they do not finish (0 to 3).
+    static func incompleteUTF8Tail(_ bytes: [UInt8]) -> Int {
+        var i = bytes.count - 1
+        var continuation = 0
+        while i >= 0 && continuation < 3 && bytes[i] & 0xC0 == 0x80 {
+            continuation += 1
+            i -= 1
+        }
+        guard i >= 0 else { return 0 }
+        let lead = bytes[i]
+        let length = lead & 0xE0 == 0xC0 ? 2 : lead & 0xF0 == 0xE0 ? 3 : lead & 0xF8 == 0xF0 ? 4 : 1
+        return length > continuation + 1 ? continuation + 1 : 0
     }
 
     /// The index (in `units`) where the line holding `position` starts.
