@@ -151,6 +151,24 @@ import ToolProtocol
         }
     }
 
+    /// A header that never closes (a grep hit, a source line) followed, past the hold's bound, by a real
+    /// key: the dead span goes out as it stands up to the real key's header, and the real key is redacted.
+    /// In output that is not UTF-8, a cut stepped back off what looks like a multi-byte character is still
+    /// never inside a match. Both come out as the whole output's redaction.
+    @Test func aDeadHeaderPastTheBoundDoesNotTakeTheNextKeyWithIt() {
+        let dead = Array((Self.header + String(repeating: String(repeating: "x", count: 63) + "\n", count: 1000)).utf8)
+        let real = Array((Self.header + (0..<40).map { _ in String(repeating: "Q", count: 64) + "\n" }.joined()).utf8)
+        let nonText: [[UInt8]] = [Array((String(repeating: "Y", count: 61_431) + " token=abc").utf8), Array(repeating: 0xA0, count: 4096), [0x0A]]
+        for chunks in [[dead, real, Array(Self.footer.utf8)], nonText] {
+            let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
+            var out: [UInt8] = []
+            for chunk in chunks { out += stream.feed(chunk) }
+            out += stream.flush()
+            let expected = Self.shipped.redact(chunks.flatMap { $0 }).bytes
+            #expect(out == expected, "\(String(decoding: out.suffix(300), as: UTF8.self))")
+        }
+    }
+
     /// An operator's rule whose match begins before its opening (`secret:` on the line above the header)
     /// holds the stream from its first held line: nothing of the secret goes out in clear.
     @Test func aRuleWhoseMatchBeginsBeforeItsOpeningHoldsFromTheStart() throws {

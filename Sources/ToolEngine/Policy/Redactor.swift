@@ -157,9 +157,10 @@ public struct Redactor: Sendable {
     /// match of every pattern in `text`, merged into sorted disjoint ranges (a cut must not split one).
     /// Undecided in time counts as open from the start: the text is held (up to the stream's bound)
     /// rather than released half-seen.
-    func openSpan(_ text: [UInt16]) -> (start: Int, matched: [Range<Int>])? {
+    func openSpan(_ text: [UInt16]) -> (start: Int, latest: Int, matched: [Range<Int>])? {
         let budget = budget()
         var earliest: Int?
+        var latest = 0
         var matched: [Range<Int>] = []
         // The rules with `opens` first: when every opening is covered, the others need not run (most lines).
         for pattern in patterns {
@@ -168,7 +169,7 @@ public struct Redactor: Sendable {
                 let begun = opens.matches(in: text, budget: budget)
             else {
                 attempt?.noteGiveUp()
-                return (0, [])
+                return (0, 0, [])
             }
             matched += whole
             // Both in text order, whole matches disjoint: one pass finds the first opening none covers.
@@ -178,18 +179,18 @@ public struct Redactor: Sendable {
                 if j < whole.count && whole[j].lowerBound <= b.lowerBound { continue }
                 let from = pattern.opensStartsMatch ? b.lowerBound : 0
                 earliest = min(earliest ?? from, from)
-                break
+                latest = max(latest, from)
             }
         }
         guard let earliest else { return nil }
         for pattern in patterns where pattern.opens == nil {
             guard let whole = pattern.regex.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
-                return (0, [])
+                return (0, 0, [])
             }
             matched += whole
         }
-        return (earliest, Self.merged(matched))
+        return (earliest, latest, Self.merged(matched))
     }
 
     /// Every match of every pattern in `text`, merged; nil when a pattern cannot decide in time.
@@ -311,28 +312,34 @@ public final class StreamRedactor: @unchecked Sendable {
         // the rest reads as text and no cut splits a character.
         let end = held.count - Self.incompleteUTF8Tail(held)
         let (units, isUTF8) = Redactor.utf16(Array(held[..<end]))
-        var cut: Int
-        let ranges: [Range<Int>]
-        if let open = redactor.openSpan(units) {
-            cut = open.start
-            ranges = open.matched
-        } else {
-            cut = max(0, units.count - (4 << 10))
-            ranges = redactor.matchRanges(units) ?? []  // undecided: the release is redacted (or withheld) whole
-        }
-        if let covering = ranges.first(where: { $0.lowerBound < cut && cut < $0.upperBound }) { cut = covering.lowerBound }
-        if cut > 0 && cut < units.count && UTF16.isTrailSurrogate(units[cut]) { cut -= 1 }
-        guard cut > 0 else { return release(upTo: end) }  // one span past the bound: as it stands
-        var bytes = isUTF8 ? String(decoding: units[..<cut], as: UTF16.self).utf8.count : cut
-        if !isUTF8 {
-            // Not text: still never inside what looks like a multi-byte character.
-            var back = 0
-            while back < 3 && bytes > 1 && held[bytes] & 0xC0 == 0x80 {
-                bytes -= 1
-                back += 1
+        // A cut at `position`, moved back to a character's start and out of any match.
+        func safe(_ position: Int, _ ranges: [Range<Int>]) -> Int {
+            var cut = position
+            if isUTF8 {
+                if cut > 0 && cut < units.count && UTF16.isTrailSurrogate(units[cut]) { cut -= 1 }
+            } else {
+                // Not text (units are bytes): still never inside what looks like a multi-byte character.
+                var back = 0
+                while back < 3 && cut > 1 && cut < units.count && units[cut] & 0xC0 == 0x80 {
+                    cut -= 1
+                    back += 1
+                }
             }
+            if let covering = ranges.first(where: { $0.lowerBound < cut && cut < $0.upperBound }) { cut = covering.lowerBound }
+            return cut
         }
-        return release(upTo: bytes)
+        var cut: Int
+        if let open = redactor.openSpan(units) {
+            cut = safe(open.start, open.matched)
+            // The earliest span started the hold and is past the bound itself (a header that never closes,
+            // as a grep hit or a source line is): it goes out as it stands, up to the latest opening.
+            if cut == 0 { cut = safe(open.latest, open.matched) }
+        } else {
+            // Undecided in time: no ranges; the release is redacted (or withheld) whole.
+            cut = safe(max(0, units.count - (4 << 10)), redactor.matchRanges(units) ?? [])
+        }
+        guard cut > 0 else { return release(upTo: end) }  // one span past the bound: as it stands
+        return release(upTo: isUTF8 ? String(decoding: units[..<cut], as: UTF16.self).utf8.count : cut)
     }
 
     /// How many bytes at the end of `bytes` begin a UTF-8 character they do not finish (0 to 3).
