@@ -153,8 +153,9 @@ public struct Redactor: Sendable {
     /// Where a multi-line pattern has begun in `text` and not ended: nil when every opening (a match of
     /// some pattern's `opens` regex, as a PEM header) is covered by a whole match of its pattern;
     /// otherwise the earliest position (in UTF-16 units) the stream must hold from — that opening, or 0
-    /// when its pattern's matches may begin before the opening (`opensStartsMatch` false) — and every
-    /// match of every pattern in `text`, merged into sorted disjoint ranges (a cut must not split one).
+    /// when its pattern's matches may begin before the opening (`opensStartsMatch` false) — the latest
+    /// such position, and every match of every pattern in `text`, merged into sorted disjoint ranges (a
+    /// cut must not split one).
     /// Undecided in time counts as open from the start: the text is held (up to the stream's bound)
     /// rather than released half-seen.
     func openSpan(_ text: [UInt16]) -> (start: Int, latest: Int, matched: [Range<Int>])? {
@@ -172,7 +173,7 @@ public struct Redactor: Sendable {
                 return (0, 0, [])
             }
             matched += whole
-            // Both in text order, whole matches disjoint: one pass finds the first opening none covers.
+            // Both in text order, whole matches disjoint: one pass finds the openings none covers.
             var j = 0
             for b in begun {
                 while j < whole.count && whole[j].upperBound <= b.lowerBound { j += 1 }
@@ -225,9 +226,9 @@ public struct Redactor: Sendable {
 /// release redacted. While a multi-line pattern has opened and not closed (its `opens` regex matched, as
 /// a PEM header does, but no whole match covers it yet), the stream holds from the line it opened on —
 /// what comes before goes out, never splitting a match of any pattern (for a pattern whose matches may
-/// begin before its opening, from the first held line) — up to `maxHeld` bytes; beyond that, what is held
-/// is released redacted as it stands. Patterns without `opens` are matched within a release only. Final
-/// results and records are always redacted over the whole output.
+/// begin before its opening, from the first held line) — up to `maxHeld` bytes; beyond that, cut before
+/// the open span even mid-line (`forceOut`). Patterns without `opens` are matched within a release only.
+/// Final results and records are always redacted over the whole output.
 ///
 /// While a span is open, the hold is looked at again only once it has grown by a quarter, and at least
 /// 4 KiB (`recheckStep`), or when a new line arrives `recheckAfterNs` (100 ms) or more after the last look
@@ -305,7 +306,7 @@ public final class StreamRedactor: @unchecked Sendable {
     /// of matches chained into each other): what precedes the earliest open span goes out, cut at the
     /// opening itself — mid-line, never inside a match found in what is held, nor inside a character;
     /// with nothing open, all but the last 4 KiB (a secret may have begun there). An open span that starts
-    /// the hold is past the bound itself: it goes out as it stands.
+    /// the hold is past the bound itself: it goes out as it stands, up to the latest opening.
     private func forceOut() -> [UInt8] {
         looks += 1
         // A read may have ended inside a UTF-8 character: those bytes stay held, out of the decision, so
