@@ -52,6 +52,9 @@ final class Execution {
     /// Runs the execution; calls `deliver` exactly once, as soon as the
     /// outcome is known, then finishes tearing the sandbox down (see `settle`).
     func run(deliver: (SandboxOutcome) -> Void) {
+        // The pools replace what this execution takes once it is over (RefillPacing.swift).
+        core.refillPacing.began()
+        defer { core.refillPacing.ended() }
         let outcome = execute()
         deliver(outcome)
         settle()

@@ -16,10 +16,12 @@ final class NetnsPool: @unchecked Sendable {
     private var stopped = false
     private var lastError: Int32 = 0
     private let capacity: Int
+    private let pacing: RefillPacing
     private let logger: Logger
 
-    init(capacity: Int, logger: Logger) {
+    init(capacity: Int, pacing: RefillPacing, logger: Logger) {
         self.capacity = capacity
+        self.pacing = pacing
         self.logger = logger
         guard capacity > 0 else { return }
         let thread = Thread { [self] in self.refillLoop() }
@@ -57,7 +59,9 @@ final class NetnsPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
+            let have = ready.count
             condition.unlock()
+            pacing.waitToPrepare(ready: have, capacity: capacity)
             let fd = cs_netns_create()
             condition.lock()
             if fd >= 0 {

@@ -188,6 +188,8 @@ final class RuntimeCore: @unchecked Sendable {
     let rootMountPoint: String
     let capLastCap: Int32
     let netnsPool: NetnsPool
+    /// What the pools pace their refills by: the executions running.
+    let refillPacing: RefillPacing
     /// Sandboxes prepared ahead of demand; nil without the zygote or with a size of 0.
     private(set) var warmPool: WarmPool?
     /// The process sandboxes are cloned from (see Zygote.swift), or nil: clone directly.
@@ -270,11 +272,14 @@ final class RuntimeCore: @unchecked Sendable {
         } else {
             zygote = nil
         }
-        netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), logger: logger)
+        refillPacing = RefillPacing(
+            busyAt: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), maxWaitMs: configuration.refillWaitMs)
+        netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), pacing: refillPacing, logger: logger)
         if zygote != nil && configuration.warmPoolSize > 0 {
             let limits = configuration.warmLimits
             warmPool = WarmPool(
-                capacity: configuration.warmPoolSize, limits: limits, cgroups: cgroups, logger: logger
+                capacity: configuration.warmPoolSize, limits: limits, cgroups: cgroups, pacing: refillPacing,
+                logger: logger
             ) { [weak self] in
                 guard let self else {
                     return .failure(WarmPoolError(message: "runtime: shut down"))

@@ -241,6 +241,10 @@ public struct SandboxConfiguration: Sendable {
     /// to the call's before its command starts, where they differ) and the
     /// size of /tmp and /workspace (which a call must match to use one).
     public var warmLimits = SandboxLimits()
+    /// How long (ms) a pool that is at least half full waits for running executions to end before it
+    /// replaces what they took, so preparing never competes with a call for a core (RefillPacing.swift).
+    /// 0 prepares at once.
+    public var refillWaitMs: Int = 10
 
     public init(
         stateDirectory: String,
@@ -253,7 +257,8 @@ public struct SandboxConfiguration: Sendable {
         hostname: String = "sandbox",
         useZygote: Bool = true,
         warmPoolSize: Int = 4,
-        warmLimits: SandboxLimits = SandboxLimits()
+        warmLimits: SandboxLimits = SandboxLimits(),
+        refillWaitMs: Int = 10
     ) {
         self.stateDirectory = stateDirectory
         self.sandboxUser = sandboxUser
@@ -266,6 +271,7 @@ public struct SandboxConfiguration: Sendable {
         self.useZygote = useZygote
         self.warmPoolSize = warmPoolSize
         self.warmLimits = warmLimits
+        self.refillWaitMs = refillWaitMs
     }
 }
 

@@ -46,6 +46,7 @@ final class WarmPool: @unchecked Sendable {
     let capacity: Int
     let limits: SandboxLimits
     private let cgroups: any CgroupBackend
+    private let pacing: RefillPacing
     private let logger: Logger
 
     /// `prepare` sets one sandbox up (on the pool's thread) or says why it could not.
@@ -53,12 +54,14 @@ final class WarmPool: @unchecked Sendable {
         capacity: Int,
         limits: SandboxLimits,
         cgroups: any CgroupBackend,
+        pacing: RefillPacing,
         logger: Logger,
         prepare: @escaping @Sendable () -> Result<WarmSandbox, WarmPoolError>
     ) {
         self.capacity = capacity
         self.limits = limits
         self.cgroups = cgroups
+        self.pacing = pacing
         self.logger = logger
         guard capacity > 0 else {
             finished = true
@@ -161,7 +164,9 @@ final class WarmPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
+            let have = ready.count
             condition.unlock()
+            pacing.waitToPrepare(ready: have, capacity: capacity)
             switch prepare() {
             case .success(let sandbox):
                 condition.lock()

@@ -31,6 +31,9 @@ public struct DaemonConfiguration: Sendable, Equatable {
     public var netnsPoolSize = 4
     /// Sandboxes prepared ahead of demand (0: every call sets its own up).
     public var warmPoolSize = 4
+    /// How long (ms) a pool at least half full waits for running executions to end before it replaces what
+    /// they took (0: at once); see Sources/Sandbox/RefillPacing.swift.
+    public var refillWaitMs = 10
     /// Refuse executions when cgroup memory/pids limits cannot be enforced (fail closed).
     public var requireCgroupLimits = true
     public var execLimits = ExecLimitsConfiguration()
@@ -76,7 +79,8 @@ public struct DaemonConfiguration: Sendable, Equatable {
     /// Names of the settings a config file may hold, as written in the file.
     static let fileKeys: Set<String> = [
         "socket", "state_dir", "socket_group", "admin_group", "log_level", "max_frame_bytes", "max_connections",
-        "max_connections_per_user", "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "warm_pool_size", "require_cgroup_limits", "limits",
+        "max_connections_per_user", "read_timeout_ms", "shutdown_grace_ms", "sandbox_user", "netns_pool_size", "warm_pool_size", "refill_wait_ms",
+        "require_cgroup_limits", "limits",
         "tools_dir", "policy", "scheduler", "records",
     ]
     static let recordsKeys: Set<String> = [
@@ -163,6 +167,7 @@ extension DaemonConfiguration {
         try reader.integer("shutdown_grace_ms", in: 0...3_600_000) { shutdownGraceMs = $0 }
         try reader.integer("netns_pool_size", in: 0...256) { netnsPoolSize = $0 }
         try reader.integer("warm_pool_size", in: 0...256) { warmPoolSize = $0 }
+        try reader.integer("refill_wait_ms", in: 0...1_000) { refillWaitMs = $0 }
         try reader.bool("require_cgroup_limits") { requireCgroupLimits = $0 }
         if let limits = o["limits"] {
             try execLimits.apply(limits, file: path)
@@ -183,6 +188,7 @@ extension DaemonConfiguration {
             ("max_connections_per_user", maxConnectionsPerUser, 1...100_000),
             ("read_timeout_ms", readTimeoutMs, 10...3_600_000), ("shutdown_grace_ms", shutdownGraceMs, 0...3_600_000),
             ("netns_pool_size", netnsPoolSize, 0...256), ("warm_pool_size", warmPoolSize, 0...256),
+            ("refill_wait_ms", refillWaitMs, 0...1_000),
             ("scheduler.max_running", maxRunning ?? 1, Self.schedulerRanges["max_running"]!),
             ("scheduler.max_queued", maxQueued, Self.schedulerRanges["max_queued"]!),
             ("scheduler.max_queued_per_user", maxQueuedPerUser, Self.schedulerRanges["max_queued_per_user"]!),

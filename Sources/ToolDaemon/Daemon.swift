@@ -61,7 +61,8 @@ public enum Daemon {
                 requireCgroupLimits: configuration.requireCgroupLimits,
                 warmPoolSize: configuration.warmPoolSize,
                 // Prepared sandboxes are set up for a call that asks for nothing special.
-                warmLimits: configuration.execLimits.defaultSandboxLimits),
+                warmLimits: configuration.execLimits.defaultSandboxLimits,
+                refillWaitMs: configuration.refillWaitMs),
             logger: logger)
         let scheduler = Scheduler(settings: configuration.schedulerSettings, clock: clock)
         let executions = ExecutionService(

@@ -33,6 +33,10 @@ struct Toold: AsyncParsableCommand {
     @Option(name: .customLong("sandbox-user"), help: "Unprivileged host user sandboxes run as (default toold-sandbox).") var sandboxUser: String?
     @Option(name: .customLong("netns-pool-size"), help: "Network namespaces prepared ahead (default 4; 0 disables).") var netnsPoolSize: Int?
     @Option(name: .customLong("warm-pool-size"), help: "Sandboxes prepared ahead of demand (default 4; 0 disables).") var warmPoolSize: Int?
+    @Option(
+        name: .customLong("refill-wait-ms"),
+        help: "How long a pool at least half full waits for running executions to end before it replaces what they took (default 10; 0: at once).")
+    var refillWaitMs: Int?
     @Option(name: .customLong("tools-dir"), help: "Directory of tool manifests, *.json (default /etc/toold/tools.d).") var toolsDir: String?
     @Option(name: .customLong("require-cgroup-limits"), help: "Refuse executions when memory/pids limits cannot be enforced (default true).")
     var requireCgroupLimits: Bool?
@@ -94,6 +98,7 @@ struct Toold: AsyncParsableCommand {
         if let shutdownGraceMs { c.shutdownGraceMs = shutdownGraceMs }
         if let netnsPoolSize { c.netnsPoolSize = netnsPoolSize }
         if let warmPoolSize { c.warmPoolSize = warmPoolSize }
+        if let refillWaitMs { c.refillWaitMs = refillWaitMs }
         if let requireCgroupLimits { c.requireCgroupLimits = requireCgroupLimits }
         if let toolsDir { c.toolsDirectory = toolsDir }
         if let policy {

@@ -345,6 +345,12 @@ import ToolProtocol
         let limits = try runProgram(Binaries.toold, ["--config", file, "--socket", dir.path + "/s.sock"])
         #expect(limits.status == 78)
         #expect(limits.stderr.contains("limits.pids") && limits.stderr.contains("above the maximum"))
+        // Out of range, in the file or as a flag: the error names the field and its range.
+        try #"{"refill_wait_ms": 5000}"#.write(toFile: file, atomically: true, encoding: .utf8)
+        let wait = try runProgram(Binaries.toold, ["--config", file, "--socket", dir.path + "/s.sock"])
+        #expect(wait.status == 78 && wait.stderr.contains("refill_wait_ms") && wait.stderr.contains("between 0 and 1000"))
+        let flag = try runProgram(Binaries.toold, ["--refill-wait-ms", "2000", "--socket", dir.path + "/s.sock"])
+        #expect(flag.status == 78 && flag.stderr.contains("refill_wait_ms") && flag.stderr.contains("between 0 and 1000"))
         let missing = try runProgram(Binaries.toold, ["--config", dir.path + "/absent.json"])
         #expect(missing.status == 78 && missing.stderr.contains("absent.json"))
     }

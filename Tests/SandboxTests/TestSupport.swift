@@ -114,3 +114,11 @@ func hostProcesses(containing needle: String) -> [Int32] {
         return text.contains(needle)
     }
 }
+
+/// A value several tasks or threads read and set.
+final class Shared<Value: Sendable>: Sendable {
+    private let value: Mutex<Value>
+    init(_ initial: Value) { value = Mutex(initial) }
+    var current: Value { value.withLock { $0 } }
+    func set(_ new: Value) { value.withLock { $0 = new } }
+}

@@ -10,7 +10,7 @@ import Testing
 @Suite(.serialized) struct WarmPoolTests {
     static let runtime: SandboxRuntime = makeRuntime("/tmp/toold-sandbox-tests-warm", poolSize: 2)
 
-    static func makeRuntime(_ stateDirectory: String, poolSize: Int) -> SandboxRuntime {
+    static func makeRuntime(_ stateDirectory: String, poolSize: Int, refillWaitMs: Int = 10) -> SandboxRuntime {
         TestRuntime.ensureSandboxUser()
         var logger = Logger(label: "toold.sandbox.tests.warm")
         logger.logLevel = .warning
@@ -18,7 +18,7 @@ import Testing
             return try SandboxRuntime(
                 configuration: SandboxConfiguration(
                     stateDirectory: stateDirectory, netnsPoolSize: 2, warmPoolSize: poolSize,
-                    warmLimits: SandboxLimits()),
+                    warmLimits: SandboxLimits(), refillWaitMs: refillWaitMs),
                 logger: logger)
         } catch {
             fatalError("SandboxRuntime: \(error)")
@@ -214,6 +214,58 @@ import Testing
             served = pool.counts.hits > hits
         }
         #expect(served)
+    }
+
+    /// Preparing the next sandbox waits until the call that took one is over (RefillPacing.swift): on a
+    /// machine with a core to spare it would otherwise run beside the call, in system calls that are not
+    /// preempted, on the core the call's next step waits for.
+    @Test func aTakenSandboxIsReplacedOnceTheCallIsOver() async throws {
+        let runtime = Self.makeRuntime("/tmp/toold-sandbox-tests-paced", poolSize: 2, refillWaitMs: 600_000)
+        defer { runtime.shutdown() }
+        #expect(await ready(runtime, 2))
+        let pool = try #require(runtime.core.warmPool)
+        let pacing = runtime.core.refillPacing
+        let call = Task {
+            await runtime.run(SandboxSpec(executionID: "paced", argv: ["/bin/sh", "-c", "sleep 1; echo done"])) { _, _ in }
+        }
+        // The pool has seen the take and waits for the call.
+        var waiting = false
+        for _ in 0..<500 where !waiting {
+            waiting = pacing.counts.waiters > 0
+            if !waiting { try await Task.sleep(for: .milliseconds(2)) }
+        }
+        #expect(waiting, "the pool did not wait for the running call")
+        #expect(pool.counts.ready == 1)
+        let outcome = await call.value
+        #expect(outcome.prepared && outcome.out == "done\n")
+        // The call over, the pool prepares again without waiting out its bound.
+        #expect(await ready(runtime, 2))
+    }
+
+    /// The wait has a bound: a long command does not leave the pool short while it runs.
+    @Test func aLongCommandDoesNotKeepThePoolShort() async throws {
+        let runtime = Self.makeRuntime("/tmp/toold-sandbox-tests-paced-long", poolSize: 2, refillWaitMs: 50)
+        defer { runtime.shutdown() }
+        #expect(await ready(runtime, 2))
+        let pool = try #require(runtime.core.warmPool)
+        let finished = Shared(false)
+        let call = Task {
+            let outcome = await runtime.run(SandboxSpec(executionID: "long", argv: ["/bin/sleep", "20"])) { _, _ in }
+            finished.set(true)
+            return outcome
+        }
+        // Refilled: two ready again, one of them prepared after the call took its sandbox.
+        let before = Set(pool.readyPIDs)
+        var refilled = false
+        for _ in 0..<1500 where !refilled && !finished.current {
+            let now = pool.readyPIDs
+            refilled = now.count == 2 && !Set(now).isSubset(of: before)
+            if !refilled { try await Task.sleep(for: .milliseconds(10)) }
+        }
+        #expect(refilled, "the pool stayed short while the command ran")
+        #expect(!finished.current)
+        call.cancel()
+        #expect(await call.value.status == .cancelled)
     }
 
     func cgroupIsRemovedHere(_ outcome: SandboxOutcome) async -> Bool {
