@@ -5,11 +5,11 @@ import ToolProtocol
 
 /// The property `StreamRedactor` exists for: what a stream sends, in all, is what the whole output's
 /// redaction is — for outputs built from keys (closed, chained on shared END/BEGIN lines, with CRLF,
-/// escaped inside one long JSON line), headers that never close, passwords, bearer tokens, AWS key ids,
-/// long lines, multi-byte text and ordinary lines, read in random pieces from 1 byte to 70 KB, with and
-/// without timed re-looks. The generator is seeded: the same 200 outputs every run. What streaming
-/// documents it does worse (a label and its value on separate lines, output that is not UTF-8, crafted
-/// headers longer than 4 KiB) is not generated.
+/// escaped inside one long JSON line), headers that never close, passwords, bearer tokens, AWS key ids and
+/// secrets (with the value on the line after its label, too), lines ending in a label that no value
+/// follows, long lines, multi-byte text and ordinary lines, read in random pieces from 1 byte to 70 KB, with
+/// and without timed re-looks. The generator is seeded: the same 200 outputs every run. What streaming
+/// documents it does worse (output that is not UTF-8, crafted headers longer than 4 KiB) is not generated.
 @Suite struct StreamRedactionPropertyTests {
     /// SplitMix64: small, seeded, the same on every machine.
     struct Random {
@@ -28,7 +28,7 @@ import ToolProtocol
         typealias T = StreamRedactorTests
         var text = ""
         for _ in 0..<(5 + random.below(40)) {
-            switch random.below(12) {
+            switch random.below(14) {
             case 0: text += T.key(random.below(1000), lines: 1 + random.below(60))
             case 1: text += String(repeating: "line of output \(random.below(99))\n", count: 1 + random.below(50))
             case 2: text += "password=hunter\(random.below(99)) and more\n"
@@ -40,6 +40,14 @@ import ToolProtocol
             case 8: text += "grep: " + T.header
             case 9: text += T.key(random.below(1000), lines: 1 + random.below(30)).dropLast() + " "
             case 10: text += T.key(random.below(1000), lines: 1 + random.below(30)).replacingOccurrences(of: "\n", with: "\r\n")
+            case 12:
+                let n = random.below(9999)
+                text += [
+                    "password:\n  hunter\(n)\n", "Authorization: Bearer\n    abcdefgh\(n)xyz\n",
+                    "aws_secret_access_key =\n\n" + String(repeating: "k", count: 36) + "\(1000 + n % 9000)\n",
+                    "TOKEN\n= t\(n)\r\n",
+                ][random.below(4)]
+            case 13: text += ["you will need a token\nto log in\n", "the bearer\nof this\n", "secret:\n\"quoted\"\n"][random.below(3)]
             default:
                 text += "{\"k\": \""
                     + T.key(random.below(1000), lines: 1 + random.below(200)).replacingOccurrences(of: "\n", with: "\\n") + "\"}"

@@ -213,6 +213,53 @@ import ToolProtocol
     }
 }
 
+extension StreamRedactorTests {
+    /// A label at the end of a line and its value on the next (a YAML block, a header folded, a prompt echoed
+    /// before its answer): the whole output's redaction takes both together (`\s*` spans the newline), and
+    /// so does the stream — the shipped rules' `opens` hold a label that ends what has arrived until what
+    /// follows it shows. Before, the label's line went out alone and the value after it in clear.
+    @Test func aValueOnTheLineAfterItsLabelIsRedactedInTheStream() {
+        let cases: [(text: String, secret: String)] = [
+            ("config:\n  password:\n    hunter2\nnext line\n", "hunter2"),
+            ("Authorization: Bearer\n  abcdefgh12345678\nok\n", "abcdefgh12345678"),
+            ("aws_secret_access_key =\n" + String(repeating: "S", count: 40) + "\nok\n", String(repeating: "S", count: 40)),
+            ("token\n: s3cr3t\nok\n", "s3cr3t"),
+            ("export API_KEY=\n\n\nsupersecret\n", "supersecret"),
+        ]
+        for (text, secret) in cases {
+            let bytes = Array(text.utf8)
+            let expected = Self.shipped.redact(bytes).bytes
+            #expect(!String(decoding: expected, as: UTF8.self).contains(secret), "the whole output's redaction takes \(secret)")
+            for recheck: UInt64 in [0, .max] {
+                let lines = StreamRedactor(Self.shipped, recheckAfterNs: recheck)
+                let out = Self.feedLines(lines, text) + lines.flush()
+                #expect(out == expected, "line by line: \(String(decoding: out, as: UTF8.self))")
+                for piece in [1, 3, 7, 64] {
+                    let stream = StreamRedactor(Self.shipped, recheckAfterNs: recheck)
+                    var sent: [UInt8] = []
+                    var i = 0
+                    while i < bytes.count {
+                        sent += stream.feed(Array(bytes[i..<min(i + piece, bytes.count)]))
+                        i += piece
+                    }
+                    sent += stream.flush()
+                    #expect(sent == expected, "\(piece)-byte pieces: \(String(decoding: sent, as: UTF8.self))")
+                }
+            }
+        }
+    }
+
+    /// A line that ends in a label waits for the next line only: when that one is no value, both go out.
+    @Test func aLabelThatNoValueFollowsIsReleasedWithTheNextLine() {
+        let stream = StreamRedactor(Self.shipped, recheckAfterNs: 0)
+        #expect(stream.feed(Array("you will need a token\n".utf8)).isEmpty, "held: its value may follow")
+        let out = stream.feed(Array("to log in\n".utf8))
+        #expect(String(decoding: out, as: UTF8.self) == "you will need a token\nto log in\n")
+        #expect(stream.heldBytes == 0)
+        #expect(String(decoding: stream.feed(Array("password: open sesame\n".utf8)), as: UTF8.self) == "[REDACTED:password] sesame\n")
+    }
+}
+
 /// A clock the test moves by hand.
 final class ManualClock: @unchecked Sendable {
     var now: UInt64 = 1_000_000_000
@@ -234,5 +281,36 @@ final class ManualClock: @unchecked Sendable {
         #expect(document.warnings.count == 1, "\(document.warnings)")
         #expect(document.warnings.first?.hasPrefix(#"principals.*.redact[0] "data": its pattern does not begin with its opens"#) == true)
         #expect(PolicyDocument.builtIn().warnings.isEmpty)
+    }
+
+    /// A policy written by an earlier install holds the shipped single-line rules without the `opens` they
+    /// now ship with: it loads, with a warning for each, since its streams send a value printed on the line
+    /// after its label in clear.
+    @Test func aShippedRuleWithoutItsOpensIsFlagged() throws {
+        let current = PolicyDocument.builtIn().entries.first { $0.principal == .everyone }?.rules.redact ?? []
+        let rules = current.map { rule -> JSONValue in .object(["name": .string(rule.name), "pattern": .string(rule.pattern)]) }
+        #expect(rules.count == 5)
+        let policy = JSONValue.object(["principals": .object(["*": .object(["redact": .array(rules)])])])
+        let document = try PolicyDocument(json: JSONCoding.serialize(policy), source: "test")
+        let flagged = document.warnings.filter { $0.contains("without the opens it now ships with") }
+        #expect(flagged.count == 4, "\(document.warnings)")
+        #expect(flagged.contains { $0.hasPrefix(#"principals.*.redact[4] "password""#) })
+        #expect(DefaultPolicy.patternsWithOpens.count == 4)
+    }
+
+    /// Whether a rule's matches begin at its opening: its `opens` is the pattern's beginning, or is that and
+    /// a lookahead that ends it.
+    @Test func opensThatBeginThePatternAreRecognised() {
+        #expect(PolicyPattern.opensStartsMatch(pattern: "-----BEGIN X-----[\\s\\S]*?-----END X-----", opens: "-----BEGIN X-----"))
+        #expect(PolicyPattern.opensStartsMatch(pattern: #"(?i)\bbearer\s+\w{8,}"#, opens: #"(?i)\bbearer(?=\s+\z)"#))
+        #expect(PolicyPattern.opensStartsMatch(pattern: #"a(?:b|c)\s*=\s*\S+"#, opens: #"a(?:b|c)(?=\s*(?:=\s*)?\z)"#))
+        // Not a lookahead at the end, escaped or in a class, or nothing before it:
+        #expect(!PolicyPattern.opensStartsMatch(pattern: "ab", opens: "a(?=b)b"))
+        #expect(!PolicyPattern.opensStartsMatch(pattern: #"a\(?=b)"#, opens: #"a\(?=b)x"#))
+        #expect(PolicyPattern.trailingLookahead(#"a\(?=b)"#) == nil)
+        #expect(PolicyPattern.trailingLookahead("a[(?=]") == nil)
+        #expect(PolicyPattern.trailingLookahead("(?=a)") == nil)
+        #expect(!PolicyPattern.opensStartsMatch(pattern: "secret:x", opens: "(?=secret)"))
+        #expect(!PolicyPattern.opensStartsMatch(pattern: "xa", opens: "a(?=b)"))
     }
 }

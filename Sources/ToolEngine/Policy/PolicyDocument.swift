@@ -59,6 +59,10 @@ public struct PolicyDocument: Sendable {
                     warnings.append(
                         "\(field).redact[\(i)] \"\(rule.name)\" is a rule an earlier toold shipped, since replaced: \(why); replace it with the current one (toold --print-default-policy)"
                     )
+                } else if rule.opens == nil && DefaultPolicy.patternsWithOpens.contains(rule.pattern) {
+                    warnings.append(
+                        "\(field).redact[\(i)] \"\(rule.name)\" is a shipped rule without the opens it now ships with, so a stream can send a value printed on the line after its label in clear (results and records are redacted whole); replace it with the current one (toold --print-default-policy)"
+                    )
                 } else if rule.opens != nil && !rule.opensStartsMatch {
                     warnings.append(
                         "\(field).redact[\(i)] \"\(rule.name)\": its pattern does not begin with its opens, so a stream may send the lines of a match that come before the opening in clear (results and records are redacted whole); write the pattern to begin with the opens regex"
@@ -222,9 +226,11 @@ public struct PolicyPattern: Sendable {
     /// For patterns that span lines: a regex matching where such a span begins (streamed output is held
     /// from there until the whole pattern matches; see `StreamRedactor`).
     public let opens: BoundedRegex?
-    /// Whether the pattern's source begins with `opens`' source, so every match starts where an opening
-    /// does (the shipped `private_key` rule): a stream may then release what precedes an open span's line.
-    /// Other multi-line rules hold the stream from its first held line (a match may begin before `opens`).
+    /// Whether every match starts where an opening does: the pattern's source begins with `opens`' source,
+    /// or with all of it but one lookahead group that ends it (`(?=…)`, which tests what follows an opening
+    /// without taking it, as the shipped single-line rules' `(?=\s*\z)`: a label with nothing after it yet).
+    /// A stream may then release what precedes an open span's line. Other rules with `opens` hold the stream
+    /// from its first held line (a match may begin before the opening).
     public let opensStartsMatch: Bool
 
     init(_ value: JSONValue, file: String, field: String) throws(ConfigurationError) {
@@ -264,9 +270,46 @@ public struct PolicyPattern: Sendable {
         } else {
             opens = nil
         }
-        opensStartsMatch = opensPattern.map { !$0.isEmpty && pattern.hasPrefix($0) } ?? false
+        opensStartsMatch = opensPattern.map { Self.opensStartsMatch(pattern: pattern, opens: $0) } ?? false
         self.name = name
         self.pattern = pattern
+    }
+
+    /// See `opensStartsMatch`.
+    static func opensStartsMatch(pattern: String, opens: String) -> Bool {
+        var head = Substring(opens)
+        if let lookahead = trailingLookahead(opens) { head = opens[..<lookahead] }
+        return !head.isEmpty && pattern.hasPrefix(head)
+    }
+
+    /// Where a lookahead group `(?=…)` that runs to the end of `regex` begins, if one does: parentheses
+    /// counted outside escapes and character classes.
+    static func trailingLookahead(_ regex: String) -> String.Index? {
+        let chars = Array(regex)
+        var opened: [(index: Int, lookahead: Bool)] = []
+        var i = 0
+        var inClass = false
+        var last: (index: Int, lookahead: Bool)?
+        while i < chars.count {
+            let c = chars[i]
+            if c == "\\" {
+                i += 2
+                continue
+            }
+            if inClass {
+                if c == "]" { inClass = false }
+            } else if c == "[" {
+                inClass = true
+            } else if c == "(" {
+                opened.append((i, i + 2 < chars.count && chars[i + 1] == "?" && chars[i + 2] == "="))
+            } else if c == ")" {
+                guard let group = opened.popLast() else { return nil }
+                last = i == chars.count - 1 ? group : nil
+            }
+            i += 1
+        }
+        guard opened.isEmpty, let last, last.lookahead, last.index > 0 else { return nil }
+        return regex.index(regex.startIndex, offsetBy: last.index)
     }
 }
 

@@ -163,12 +163,20 @@ public struct Redactor: Sendable {
         var earliest: Int?
         var latest = 0
         var matched: [Range<Int>] = []
-        // The rules with `opens` first: when every opening is covered, the others need not run (most lines).
-        for pattern in patterns {
+        // The openings first: with none (most releases) no whole pattern needs to run here; with every
+        // opening covered, only the patterns that opened.
+        var opened: [(index: Int, begun: [Range<Int>])] = []
+        for (index, pattern) in patterns.enumerated() {
             guard let opens = pattern.opens else { continue }
-            guard let whole = pattern.regex.matches(in: text, budget: budget),
-                let begun = opens.matches(in: text, budget: budget)
-            else {
+            guard let begun = opens.matches(in: text, budget: budget) else {
+                attempt?.noteGiveUp()
+                return (0, 0, [])
+            }
+            if !begun.isEmpty { opened.append((index, begun)) }
+        }
+        for (index, begun) in opened {
+            let pattern = patterns[index]
+            guard let whole = pattern.regex.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
                 return (0, 0, [])
             }
@@ -184,7 +192,7 @@ public struct Redactor: Sendable {
             }
         }
         guard let earliest else { return nil }
-        for pattern in patterns where pattern.opens == nil {
+        for (index, pattern) in patterns.enumerated() where !opened.contains(where: { $0.index == index }) {
             guard let whole = pattern.regex.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
                 return (0, 0, [])
