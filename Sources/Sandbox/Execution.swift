@@ -52,7 +52,8 @@ final class Execution {
     /// Runs the execution; calls `deliver` exactly once, as soon as the
     /// outcome is known, then finishes tearing the sandbox down (see `settle`).
     func run(deliver: (SandboxOutcome) -> Void) {
-        // The pools replace what this execution takes once it is over (RefillPacing.swift).
+        // The pools wait (a little) for running executions to end before replacing what they took
+        // (RefillPacing.swift).
         core.refillPacing.began()
         defer { core.refillPacing.ended() }
         let outcome = execute()

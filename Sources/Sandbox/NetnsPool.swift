@@ -35,10 +35,20 @@ final class NetnsPool: @unchecked Sendable {
     func take() -> Int32? {
         guard capacity > 0 else { return nil }
         condition.lock()
-        defer { condition.unlock() }
-        guard let fd = ready.popLast() else { return nil }
+        guard let fd = ready.popLast() else {
+            condition.unlock()
+            return nil
+        }
         condition.signal()
+        condition.unlock()
+        pacing.poolChanged()
         return fd
+    }
+
+    private var readyCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return ready.count
     }
 
     func stop() {
@@ -59,9 +69,12 @@ final class NetnsPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let have = ready.count
             condition.unlock()
-            pacing.waitToPrepare(ready: have, capacity: capacity)
+            pacing.waitToPrepare(capacity: capacity) { readyCount }
+            condition.lock()
+            let stop = stopped
+            condition.unlock()
+            if stop { return }
             let fd = cs_netns_create()
             condition.lock()
             if fd >= 0 {

@@ -5,6 +5,7 @@
 import Glibc
 #endif
 import CSandbox
+import Foundation
 import Logging
 import Synchronization
 
@@ -120,6 +121,7 @@ public final class SandboxRuntime: Sendable {
             return Array(state.running.values)
         }
         for cancel in running { cancel.fire() }
+        core.refillPacing.stop()
         core.warmPool?.stop()
         core.netnsPool.stop()
         let deadline = Posix.monotonicNs() + 10_000_000_000
@@ -176,7 +178,7 @@ final class CancelSignal: Sendable {
 final class RuntimeCore: @unchecked Sendable {
     // @unchecked: every stored property is immutable after init; `seccomp`
     // points to a program that is only read (by cs_spawn) until deinit, and
-    // NetnsPool is thread-safe; `serial` is atomic.
+    // NetnsPool and RefillPacing are thread-safe; `serial` is atomic.
     let configuration: SandboxConfiguration
     let logger: Logger
     let hostUID: UInt32
@@ -272,8 +274,10 @@ final class RuntimeCore: @unchecked Sendable {
         } else {
             zygote = nil
         }
+        // The CPUs toold may use (affinity and quota, as the scheduler counts them), at least two: on one,
+        // a refill beside the running execution competes with it all the same.
         refillPacing = RefillPacing(
-            busyAt: Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), maxWaitMs: configuration.refillWaitMs)
+            busyAt: max(2, ProcessInfo.processInfo.activeProcessorCount), maxWaitMs: configuration.refillWaitMs)
         netnsPool = NetnsPool(capacity: max(0, configuration.netnsPoolSize), pacing: refillPacing, logger: logger)
         if zygote != nil && configuration.warmPoolSize > 0 {
             let limits = configuration.warmLimits
@@ -332,6 +336,7 @@ final class RuntimeCore: @unchecked Sendable {
     }
 
     deinit {
+        refillPacing.stop()
         warmPool?.stop()
         zygote?.stop()
         netnsPool.stop()

@@ -242,8 +242,8 @@ public struct SandboxConfiguration: Sendable {
     /// size of /tmp and /workspace (which a call must match to use one).
     public var warmLimits = SandboxLimits()
     /// How long (ms) a pool that is at least half full waits for running executions to end before it
-    /// replaces what they took, so preparing never competes with a call for a core (RefillPacing.swift).
-    /// 0 prepares at once.
+    /// replaces what they took, so that preparing does not compete with them for a core while fewer run
+    /// than there are CPUs (RefillPacing.swift). 0 prepares at once.
     public var refillWaitMs: Int = 10
 
     public init(

@@ -88,13 +88,23 @@ final class WarmPool: @unchecked Sendable {
     /// with `taken(served:)` whether the sandbox served it.
     func take() -> WarmSandbox? {
         condition.lock()
-        defer { condition.unlock() }
         guard !stopped, let sandbox = ready.popLast() else {
             misses += 1
+            condition.unlock()
             return nil
         }
         condition.signal()
+        condition.unlock()
+        // A refill waiting for the running executions may now be below half full (outside our lock: the
+        // pacing object calls back into `readyCount`).
+        pacing.poolChanged()
         return sandbox
+    }
+
+    private var readyCount: Int {
+        condition.lock()
+        defer { condition.unlock() }
+        return ready.count
     }
 
     /// Counts a taken sandbox: a hit when it ran the call's command; a miss when it had died before
@@ -164,9 +174,12 @@ final class WarmPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let have = ready.count
             condition.unlock()
-            pacing.waitToPrepare(ready: have, capacity: capacity)
+            pacing.waitToPrepare(capacity: capacity) { readyCount }
+            condition.lock()
+            let stop = stopped
+            condition.unlock()
+            if stop { return }
             switch prepare() {
             case .success(let sandbox):
                 condition.lock()

@@ -349,7 +349,9 @@ import ToolProtocol
         try #"{"refill_wait_ms": 5000}"#.write(toFile: file, atomically: true, encoding: .utf8)
         let wait = try runProgram(Binaries.toold, ["--config", file, "--socket", dir.path + "/s.sock"])
         #expect(wait.status == 78 && wait.stderr.contains("refill_wait_ms") && wait.stderr.contains("between 0 and 1000"))
-        let flag = try runProgram(Binaries.toold, ["--refill-wait-ms", "2000", "--socket", dir.path + "/s.sock"])
+        try "{}".write(toFile: file, atomically: true, encoding: .utf8)
+        let flag = try runProgram(
+            Binaries.toold, ["--config", file, "--refill-wait-ms", "2000", "--socket", dir.path + "/s.sock", "--state-dir", dir.path + "/state"])
         #expect(flag.status == 78 && flag.stderr.contains("refill_wait_ms") && flag.stderr.contains("between 0 and 1000"))
         let missing = try runProgram(Binaries.toold, ["--config", dir.path + "/absent.json"])
         #expect(missing.status == 78 && missing.stderr.contains("absent.json"))
