@@ -306,8 +306,16 @@ public final class ExecutionService: Sendable {
     }
 
     /// A fresh execution id: `ex_` + 32 hex digits.
+    /// `ex_` and 128 random bits in hex (getrandom(2), through SystemRandomNumberGenerator: Foundation's
+    /// UUID() opens and reads /dev/urandom on every call, tens of microseconds on a call's path).
     public static func newExecutionID() -> String {
-        "ex_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        var generator = SystemRandomNumberGenerator()
+        var id = "ex_"
+        for _ in 0..<2 {
+            let hex = String(generator.next() as UInt64, radix: 16)
+            id += String(repeating: "0", count: 16 - hex.count) + hex
+        }
+        return id
     }
 
     static func result(executionID: String, _ outcome: SandboxOutcome, stdout: [UInt8], stderr: [UInt8]) -> ExecResult {

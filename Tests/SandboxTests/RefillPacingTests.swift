@@ -18,6 +18,17 @@ import Testing
         return result
     }
 
+    /// A pacing object with one execution running and a pool (at `level` of 4) waiting on it.
+    func waitingPool(busyAt: Int = 2, level: Shared<Int> = Shared(3)) async
+        -> (pacing: RefillPacing, result: Shared<RefillPacing.Wait?>)
+    {
+        let pacing = RefillPacing(busyAt: busyAt, maxWaitMs: 120_000)
+        pacing.began()
+        let result = waitInBackground(pacing, level: level)
+        #expect(await eventually { pacing.counts.waiters == 1 })
+        return (pacing, result)
+    }
+
     /// Polls for up to 30 s of wall time: the suite runs beside others that can keep the cooperative pool
     /// (two threads here) busy for seconds, so the polling task may not run for a while.
     func eventually(_ condition: () -> Bool) async -> Bool {
@@ -38,10 +49,7 @@ import Testing
     }
 
     @Test func aHalfFullPoolWaitsUntilTheRunningExecutionEnds() async {
-        let pacing = RefillPacing(busyAt: 2, maxWaitMs: 120_000)
-        pacing.began()
-        let result = waitInBackground(pacing, level: Shared(2))
-        #expect(await eventually { pacing.counts.waiters == 1 })
+        let (pacing, result) = await waitingPool(level: Shared(2))
         try? await Task.sleep(for: .milliseconds(50))
         #expect(result.current == nil, "it prepared while the execution ran")
         pacing.ended()
@@ -51,10 +59,7 @@ import Testing
 
     /// The moment the running executions end counts even when another begins before the pool wakes.
     @Test func aQuietMomentIsNotMissed() async {
-        let pacing = RefillPacing(busyAt: 3, maxWaitMs: 120_000)
-        pacing.began()
-        let result = waitInBackground(pacing)
-        #expect(await eventually { pacing.counts.waiters == 1 })
+        let (pacing, result) = await waitingPool(busyAt: 3)
         pacing.ended()
         pacing.began()
         #expect(await eventually { result.current == .quiet })
@@ -69,21 +74,15 @@ import Testing
 
     /// Calls that take from the pool while it waits bring it below half: it prepares then.
     @Test func aPoolDrainedWhileItWaitsPreparesAtOnce() async {
-        let pacing = RefillPacing(busyAt: 2, maxWaitMs: 120_000)
-        pacing.began()
         let level = Shared(3)
-        let result = waitInBackground(pacing, level: level)
-        #expect(await eventually { pacing.counts.waiters == 1 })
+        let (pacing, result) = await waitingPool(level: level)
         level.set(1)
         pacing.poolChanged()
         #expect(await eventually { result.current == .poolLow })
     }
 
     @Test func asManyExecutionsAsCoresPrepareAtOnce() async {
-        let pacing = RefillPacing(busyAt: 2, maxWaitMs: 120_000)
-        pacing.began()
-        let result = waitInBackground(pacing)
-        #expect(await eventually { pacing.counts.waiters == 1 })
+        let (pacing, result) = await waitingPool()
         // A second execution starts: no core is left to keep free, and the pool must keep up.
         pacing.began()
         #expect(await eventually { result.current == .busy })
@@ -102,10 +101,7 @@ import Testing
     }
 
     @Test func stoppingReleasesAWaitingPool() async {
-        let pacing = RefillPacing(busyAt: 2, maxWaitMs: 120_000)
-        pacing.began()
-        let result = waitInBackground(pacing)
-        #expect(await eventually { pacing.counts.waiters == 1 })
+        let (pacing, result) = await waitingPool()
         pacing.stop()
         #expect(await eventually { result.current == .stopped })
         #expect(pacing.waitToPrepare(capacity: 4) { 4 } == .stopped)

@@ -17,6 +17,17 @@ import ToolProtocol
         header + (0..<lines).map { "MIIEpAIBAAKCAQEA\(n)x\(String(repeating: "Q", count: 48))\($0)\n" }.joined() + footer
     }
 
+    /// What the stream sends in all for `bytes` read `piece` bytes at a time, then the end.
+    static func feedPieces(_ stream: StreamRedactor, _ bytes: [UInt8], piece: Int) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i < bytes.count {
+            out += stream.feed(Array(bytes[i..<min(i + piece, bytes.count)]))
+            i += piece
+        }
+        return out + stream.flush()
+    }
+
     static func feedLines(_ stream: StreamRedactor, _ text: String) -> [UInt8] {
         var out: [UInt8] = []
         for line in text.split(separator: "\n", omittingEmptySubsequences: false).dropLast() {
@@ -136,14 +147,7 @@ import ToolProtocol
         for text in [json, chained, long, wide] {
             let bytes = Array(text.utf8)
             for piece in [65_538, 1 << 10, 7] {
-                let stream = StreamRedactor(Self.shipped, recheckAfterNs: .max)
-                var out: [UInt8] = []
-                var i = 0
-                while i < bytes.count {
-                    out += stream.feed(Array(bytes[i..<min(i + piece, bytes.count)]))
-                    i += piece
-                }
-                out += stream.flush()
+                let out = Self.feedPieces(StreamRedactor(Self.shipped, recheckAfterNs: .max), bytes, piece: piece)
                 let expected = Self.shipped.redact(bytes).bytes
                 #expect(out == expected, "\(piece)-byte pieces: \(String(decoding: out.suffix(400), as: UTF8.self))")
                 #expect(!String(decoding: out, as: UTF8.self).contains("MIIEpAIB") && !String(decoding: out, as: UTF8.self).contains("hunter2"))
@@ -200,14 +204,8 @@ import ToolProtocol
         #expect(released == Self.shipped.redact(Array(text.utf8)).bytes, "\(out)")
 
         for bytes in [Array(("héllo wörld ✓\n" + Self.key(4) + "después\n").utf8), [0xFF, 0x0A] + Array((Self.key(5) + "x\n").utf8)] {
-            let pieces = StreamRedactor(Self.shipped, recheckAfterNs: 0)
-            var out: [UInt8] = []
-            var i = 0
-            while i < bytes.count {  // 7-byte pieces: mid-line, mid-character
-                out += pieces.feed(Array(bytes[i..<min(i + 7, bytes.count)]))
-                i += 7
-            }
-            out += pieces.flush()
+            // 7-byte pieces: mid-line, mid-character.
+            let out = Self.feedPieces(StreamRedactor(Self.shipped, recheckAfterNs: 0), bytes, piece: 7)
             #expect(out == Self.shipped.redact(bytes).bytes, "\(String(decoding: out, as: UTF8.self))")
         }
     }
@@ -235,14 +233,7 @@ extension StreamRedactorTests {
                 let out = Self.feedLines(lines, text) + lines.flush()
                 #expect(out == expected, "line by line: \(String(decoding: out, as: UTF8.self))")
                 for piece in [1, 3, 7, 64] {
-                    let stream = StreamRedactor(Self.shipped, recheckAfterNs: recheck)
-                    var sent: [UInt8] = []
-                    var i = 0
-                    while i < bytes.count {
-                        sent += stream.feed(Array(bytes[i..<min(i + piece, bytes.count)]))
-                        i += piece
-                    }
-                    sent += stream.flush()
+                    let sent = Self.feedPieces(StreamRedactor(Self.shipped, recheckAfterNs: recheck), bytes, piece: piece)
                     #expect(sent == expected, "\(piece)-byte pieces: \(String(decoding: sent, as: UTF8.self))")
                 }
             }
@@ -257,6 +248,25 @@ extension StreamRedactorTests {
         #expect(String(decoding: out, as: UTF8.self) == "you will need a token\nto log in\n")
         #expect(stream.heldBytes == 0)
         #expect(String(decoding: stream.feed(Array("password: open sesame\n".utf8)), as: UTF8.self) == "[REDACTED:password] sesame\n")
+    }
+
+    /// With the default throttle (a look at most every 100 ms while a span is open): a line ending in a
+    /// label, then another that is not blank 10 ms later, then silence — both go out with the second, not
+    /// at the next line a tenth of a second later or at the end. Blank lines after the label keep it held;
+    /// what precedes the label's line goes out at once.
+    @Test func aLabelIsDecidedByTheNextLineThatIsNotBlankAtOnce() {
+        let clock = ManualClock()
+        let stream = StreamRedactor(Self.shipped, clock: { clock.now })
+        #expect(String(decoding: stream.feed(Array("step 1\nRefreshing token\n".utf8)), as: UTF8.self) == "step 1\n")
+        clock.now += 10_000_000
+        #expect(stream.feed(Array("\n  \n".utf8)).isEmpty, "blank lines decide nothing")
+        clock.now += 10_000_000
+        #expect(String(decoding: stream.feed(Array("done\n".utf8)), as: UTF8.self) == "Refreshing token\n\n  \ndone\n")
+        #expect(stream.heldBytes == 0)
+        // And a value that comes that way is redacted with its label.
+        #expect(stream.feed(Array("api_key =\n".utf8)).isEmpty)
+        clock.now += 1_000_000
+        #expect(String(decoding: stream.feed(Array("k-123\n".utf8)), as: UTF8.self) == "[REDACTED:password]\n")
     }
 }
 
@@ -312,5 +322,26 @@ final class ManualClock: @unchecked Sendable {
         #expect(PolicyPattern.trailingLookahead("(?=a)") == nil)
         #expect(!PolicyPattern.opensStartsMatch(pattern: "secret:x", opens: "(?=secret)"))
         #expect(!PolicyPattern.opensStartsMatch(pattern: "xa", opens: "a(?=b)"))
+        // What the scan cannot read for certain is not recognised (the stream then holds from the start):
+        #expect(PolicyPattern.trailingLookahead(#"ab\Q(?=c)"#) == nil)
+        #expect(!PolicyPattern.opensStartsMatch(pattern: #"ab\Q\E[\s\S]*?END"#, opens: #"ab\Q(?=c)"#))
+        #expect(PolicyPattern.trailingLookahead("([])]x[](?=]y)") == nil)
+        #expect(PolicyPattern.trailingLookahead("[[a](?=y]") == nil)
+        #expect(PolicyPattern.trailingLookahead("(?x) a (?=b)") == nil)
+        #expect(PolicyPattern.trailingLookahead("é(?=b)") == nil)
+    }
+}
+
+/// Execution ids: the wire's form (`^ex_[0-9a-f]{32}$`, protocol/schema), random, distinct.
+@Suite struct ExecutionIDTests {
+    @Test func idsHaveTheWireFormAndDoNotRepeat() {
+        let ids = (0..<10_000).map { _ in ExecutionService.newExecutionID() }
+        #expect(Set(ids).count == ids.count)
+        for id in ids.prefix(100) {
+            #expect(id.count == 35 && id.hasPrefix("ex_"))
+            #expect(id.dropFirst(3).allSatisfy { ("0"..."9").contains($0) || ("a"..."f").contains($0) }, "\(id)")
+        }
+        // Leading zeros are kept: every id is 32 digits.
+        #expect(ids.allSatisfy { $0.count == 35 })
     }
 }

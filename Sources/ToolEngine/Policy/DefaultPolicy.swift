@@ -46,9 +46,6 @@ public enum DefaultPolicy {
 }
 """#
 
-    /// Redaction rules an earlier toold shipped and later replaced, with why. `scripts/install.sh` never
-    /// overwrites an installed policy file, so one written by an older install keeps its rule; a policy
-    /// that holds one loads, with a warning (`PolicyDocument.warnings`: journal, `daemon.status`).
     /// The patterns of the shipped redaction rules that come with an `opens`, read from `json`. A policy
     /// written by an earlier install may hold one without it (`bearer_token`, `aws_secret_key` and
     /// `password` gained theirs later): it loads with a warning, since a stream then matches it within one
@@ -64,6 +61,9 @@ public enum DefaultPolicy {
         })
     }()
 
+    /// Redaction rules an earlier toold shipped and later replaced, with why. `scripts/install.sh` never
+    /// overwrites an installed policy file, so one written by an older install keeps its rule; a policy
+    /// that holds one loads, with a warning (`PolicyDocument.warnings`: journal, `daemon.status`).
     static let superseded: [String: String] = [
         #"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?-----END [A-Z0-9 ]*PRIVATE KEY-----"#:
             "its matching time grows with the square of the text on a run of BEGIN lines without an END, so a sandbox can make its output withheld whole",

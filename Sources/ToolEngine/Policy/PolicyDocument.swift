@@ -19,7 +19,9 @@ public struct PolicyDocument: Sendable {
     /// Every principal's rules, in file order of their keys (sorted).
     public var entries: [PolicyEntry] = []
     /// What the operator should fix although the file loads: redaction rules an earlier toold shipped and
-    /// later replaced (`DefaultPolicy.superseded`). Logged at each load, shown in `daemon.status`.
+    /// later replaced (`DefaultPolicy.superseded`), shipped rules without the `opens` they now ship with,
+    /// and rules whose pattern does not begin with their `opens`. Logged at each load, shown in
+    /// `daemon.status`.
     public var warnings: [String] = []
 
     public static let builtInSource = "built-in default"
@@ -61,7 +63,7 @@ public struct PolicyDocument: Sendable {
                     )
                 } else if rule.opens == nil && DefaultPolicy.patternsWithOpens.contains(rule.pattern) {
                     warnings.append(
-                        "\(field).redact[\(i)] \"\(rule.name)\" is a shipped rule without the opens it now ships with, so a stream can send a value printed on the line after its label in clear (results and records are redacted whole); replace it with the current one (toold --print-default-policy)"
+                        "\(field).redact[\(i)] \"\(rule.name)\" is a shipped rule without the opens it now ships with, so a stream matches it within one release only and can send part of a match that spans lines in clear (results and records are redacted whole); replace it with the current one (toold --print-default-policy)"
                     )
                 } else if rule.opens != nil && !rule.opensStartsMatch {
                     warnings.append(
@@ -228,10 +230,14 @@ public struct PolicyPattern: Sendable {
     public let opens: BoundedRegex?
     /// Whether every match starts where an opening does: the pattern's source begins with `opens`' source,
     /// or with all of it but one lookahead group that ends it (`(?=…)`, which tests what follows an opening
-    /// without taking it, as the shipped single-line rules' `(?=\s*\z)`: a label with nothing after it yet).
-    /// A stream may then release what precedes an open span's line. Other rules with `opens` hold the stream
-    /// from its first held line (a match may begin before the opening).
+    /// without taking it, as the shipped single-line rules' `(?=\s*(?:[=:]\s*)?\z)`: a label with nothing
+    /// after it yet). A stream may then release what precedes an open span's line. Other rules with `opens`
+    /// hold the stream from its first held line (a match may begin before the opening).
     public let opensStartsMatch: Bool
+    /// Whether `opens` ends in a lookahead anchored at the end of the text (`…\z)`): its openings hold only
+    /// while nothing follows them but what the lookahead allows, so the next line that is not blank
+    /// decides them (`StreamRedactor` looks at it at once).
+    public let opensAtEnd: Bool
 
     init(_ value: JSONValue, file: String, field: String) throws(ConfigurationError) {
         let name: String
@@ -271,6 +277,7 @@ public struct PolicyPattern: Sendable {
             opens = nil
         }
         opensStartsMatch = opensPattern.map { Self.opensStartsMatch(pattern: pattern, opens: $0) } ?? false
+        opensAtEnd = opensPattern.map { Self.trailingLookahead($0) != nil && $0.hasSuffix(#"\z)"#) } ?? false
         self.name = name
         self.pattern = pattern
     }
@@ -285,6 +292,12 @@ public struct PolicyPattern: Sendable {
     /// Where a lookahead group `(?=…)` that runs to the end of `regex` begins, if one does: parentheses
     /// counted outside escapes and character classes.
     static func trailingLookahead(_ regex: String) -> String.Index? {
+        // Only what this scan reads for certain: ASCII, no quoting, comments, free spacing or nested and
+        // `]`-first classes (any of those: not recognised, so the stream holds from the first line).
+        guard regex.allSatisfy(\.isASCII), !regex.contains(#"\Q"#), !regex.contains("(?#"), !regex.contains("[["),
+            !regex.contains("[]"), !regex.contains("[^]"), !regex.contains("(?x"), !regex.contains("(?ix"),
+            !regex.contains("(?xi")
+        else { return nil }
         let chars = Array(regex)
         var opened: [(index: Int, lookahead: Bool)] = []
         var i = 0

@@ -154,14 +154,16 @@ public struct Redactor: Sendable {
     /// some pattern's `opens` regex, as a PEM header) is covered by a whole match of its pattern;
     /// otherwise the earliest position (in UTF-16 units) the stream must hold from — that opening, or 0
     /// when its pattern's matches may begin before the opening (`opensStartsMatch` false) — the latest
-    /// such position, and every match of every pattern in `text`, merged into sorted disjoint ranges (a
-    /// cut must not split one).
+    /// such position, every match of every pattern in `text`, merged into sorted disjoint ranges (a
+    /// cut must not split one), and whether every uncovered opening is one that holds only at the end of
+    /// the text (`opensAtEnd`: a label whose value has not arrived).
     /// Undecided in time counts as open from the start: the text is held (up to the stream's bound)
     /// rather than released half-seen.
-    func openSpan(_ text: [UInt16]) -> (start: Int, latest: Int, matched: [Range<Int>])? {
+    func openSpan(_ text: [UInt16]) -> (start: Int, latest: Int, matched: [Range<Int>], atEndOnly: Bool)? {
         let budget = budget()
         var earliest: Int?
         var latest = 0
+        var atEndOnly = true
         var matched: [Range<Int>] = []
         // The openings first: with none (most releases) no whole pattern needs to run here; with every
         // opening covered, only the patterns that opened.
@@ -170,7 +172,7 @@ public struct Redactor: Sendable {
             guard let opens = pattern.opens else { continue }
             guard let begun = opens.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
-                return (0, 0, [])
+                return (0, 0, [], false)
             }
             if !begun.isEmpty { opened.append((index, begun)) }
         }
@@ -178,7 +180,7 @@ public struct Redactor: Sendable {
             let pattern = patterns[index]
             guard let whole = pattern.regex.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
-                return (0, 0, [])
+                return (0, 0, [], false)
             }
             matched += whole
             // Both in text order, whole matches disjoint: one pass finds the openings none covers.
@@ -189,17 +191,18 @@ public struct Redactor: Sendable {
                 let from = pattern.opensStartsMatch ? b.lowerBound : 0
                 earliest = min(earliest ?? from, from)
                 latest = max(latest, from)
+                atEndOnly = atEndOnly && pattern.opensAtEnd
             }
         }
         guard let earliest else { return nil }
         for (index, pattern) in patterns.enumerated() where !opened.contains(where: { $0.index == index }) {
             guard let whole = pattern.regex.matches(in: text, budget: budget) else {
                 attempt?.noteGiveUp()
-                return (0, 0, [])
+                return (0, 0, [], false)
             }
             matched += whole
         }
-        return (earliest, latest, Self.merged(matched))
+        return (earliest, latest, Self.merged(matched), atEndOnly)
     }
 
     /// Every match of every pattern in `text`, merged; nil when a pattern cannot decide in time.
@@ -258,6 +261,9 @@ public final class StreamRedactor: @unchecked Sendable {
     private var recheckAt: Int?
     private var lastLookNs: UInt64 = 0
     private var lookedUpTo = 0
+    /// The last look found only openings at the end of what it saw (a label waiting for its value): the
+    /// next line that is not blank decides them, so it is looked at at once while the hold is small.
+    private var openAtEndOnly = false
     /// How many times the held text was looked at for an open span (what the throttle bounds).
     private(set) var looks = 0
 
@@ -274,6 +280,12 @@ public final class StreamRedactor: @unchecked Sendable {
     /// How much the held text must grow after a look that found a span open before the next look.
     static func recheckStep(held: Int) -> Int { max(4 << 10, held / 4) }
 
+    /// Up to this much held, a line that is not blank after a label is looked at at once.
+    static let eagerLookBytes = 4 << 10
+
+    /// ASCII whitespace (what a blank line holds).
+    static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+
     /// Takes a chunk; returns what may be sent now (possibly nothing).
     public func feed(_ chunk: [UInt8]) -> [UInt8] {
         let base = held.count
@@ -284,8 +296,12 @@ public final class StreamRedactor: @unchecked Sendable {
         }
         let over = held.count > maxHeld
         if !over, let recheckAt, held.count < recheckAt {
+            // A label waiting for its value: the first line that is not blank decides it (a look of at most
+            // `eagerLookBytes`; a rule whose opening stays open anyway falls back to the throttle below).
+            let decides = openAtEndOnly && held.count <= Self.eagerLookBytes && newline + 1 > lookedUpTo
+                && held[lookedUpTo...newline].contains { !Self.isBlank($0) }
             // Timed: only for a new line since the last look (an unchanged hold needs no second look).
-            guard newline + 1 > lookedUpTo, clock() &- lastLookNs >= recheckAfterNs else { return [] }
+            guard decides || (newline + 1 > lookedUpTo && clock() &- lastLookNs >= recheckAfterNs) else { return [] }
         }
         looks += 1
         lastLookNs = clock()
@@ -306,6 +322,7 @@ public final class StreamRedactor: @unchecked Sendable {
             return released
         }
         recheckAt = held.count + Self.recheckStep(held: held.count)
+        openAtEndOnly = open.atEndOnly
         lookedUpTo = lastNewline.map { $0 + 1 } ?? 0
         return released
     }
@@ -386,6 +403,7 @@ public final class StreamRedactor: @unchecked Sendable {
     /// Releases `held[..<end]`, redacted; the open-span state goes with it.
     private func release(upTo end: Int) -> [UInt8] {
         recheckAt = nil
+        openAtEndOnly = false
         guard end > 0 else { return [] }
         let out = Array(held[..<end])
         held.removeFirst(end)
@@ -403,6 +421,7 @@ public final class StreamRedactor: @unchecked Sendable {
             held = []
             lastNewline = nil
             recheckAt = nil
+            openAtEndOnly = false
             lookedUpTo = 0
         }
         return redactor.redact(held).bytes
