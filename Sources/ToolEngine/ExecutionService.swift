@@ -306,7 +306,7 @@ public final class ExecutionService: Sendable {
     }
 
     /// A fresh execution id: `ex_` + 32 hex digits.
-    /// `ex_` and 128 random bits in hex (getrandom(2), through SystemRandomNumberGenerator: Foundation's
+    /// `ex_` and 128 random bits in hex, from getrandom(2) through SystemRandomNumberGenerator (Foundation's
     /// UUID() opens and reads /dev/urandom on every call, tens of microseconds on a call's path).
     public static func newExecutionID() -> String {
         var generator = SystemRandomNumberGenerator()

@@ -259,9 +259,11 @@ extension StreamRedactorTests {
         let stream = StreamRedactor(Self.shipped, clock: { clock.now })
         #expect(String(decoding: stream.feed(Array("step 1\nRefreshing token\n".utf8)), as: UTF8.self) == "step 1\n")
         clock.now += 10_000_000
-        #expect(stream.feed(Array("\n  \n".utf8)).isEmpty, "blank lines decide nothing")
+        let looks = stream.looks
+        #expect(stream.feed(Array("\n  \n\u{A0}\n".utf8)).isEmpty, "blank lines decide nothing")
+        #expect(stream.looks == looks, "blank lines, no-break spaces included, are not looked at early")
         clock.now += 10_000_000
-        #expect(String(decoding: stream.feed(Array("done\n".utf8)), as: UTF8.self) == "Refreshing token\n\n  \ndone\n")
+        #expect(String(decoding: stream.feed(Array("done\n".utf8)), as: UTF8.self) == "Refreshing token\n\n  \n\u{A0}\ndone\n")
         #expect(stream.heldBytes == 0)
         // And a value that comes that way is redacted with its label.
         #expect(stream.feed(Array("api_key =\n".utf8)).isEmpty)
@@ -306,6 +308,44 @@ final class ManualClock: @unchecked Sendable {
         #expect(flagged.count == 4, "\(document.warnings)")
         #expect(flagged.contains { $0.hasPrefix(#"principals.*.redact[4] "password""#) })
         #expect(DefaultPolicy.patternsWithOpens.count == 4)
+    }
+
+    /// The early look after a label costs no more than the throttle allows when the lines after it keep it
+    /// open: whitespace the rules' `\s` takes (no-break spaces, in text and as Latin-1 bytes), a chain of
+    /// matches across lines that ends in a new label each time, a label after an open PEM header. Each
+    /// came out as the whole output's redaction, and a sandbox printing them made the daemon rescan the hold
+    /// per line (about a thousand characters scanned per byte printed).
+    @Test func linesThatKeepALabelOpenAreNotRescannedOneByOne() {
+        let cases: [[UInt8]] = [
+            Array("pwd\n".utf8) + Array(repeating: [0xA0, 0x0A], count: 2000).flatMap { $0 },
+            Array(("pwd\n" + String(repeating: "\u{A0}\n", count: 2000)).utf8),
+            Array(("pwd\n" + String(repeating: ":a pwd\n", count: 2000)).utf8),
+            Array((StreamRedactorTests.header + "token\n" + String(repeating: "a\n", count: 2000)).utf8),
+        ]
+        for bytes in cases {
+            let stream = StreamRedactor(StreamRedactorTests.shipped, recheckAfterNs: .max)
+            var out: [UInt8] = []
+            var i = 0
+            while i < bytes.count, let end = bytes[i...].firstIndex(of: 0x0A) {
+                out += stream.feed(Array(bytes[i...end]))
+                i = end + 1
+            }
+            #expect(stream.looks <= 20, "\(stream.looks) looks for \(bytes.count) bytes: \(String(decoding: bytes.prefix(12), as: UTF8.self))")
+            out += stream.flush()
+            #expect(out == StreamRedactorTests.shipped.redact(bytes).bytes)
+        }
+    }
+
+    /// Which `opens` stand only at the end of the text (a label waiting for its value).
+    @Test func endAnchoredOpeningsAreRecognised() {
+        #expect(PolicyPattern.endsInEndAnchoredLookahead(#"(?i)\bbearer(?=\s+\z)"#))
+        #expect(PolicyPattern.endsInEndAnchoredLookahead(#"(?i)\b(?:a|b)(?=\s*(?:[=:]\s*)?\z)"#))
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"a(?=b\\z)"#), "a literal backslash, then z")
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"a(?=b|\z)"#), "either b anywhere or the end")
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"a(?!\z)"#))
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead("-----BEGIN X-----"))
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"(?sx)secret # (?=\s*\z)"#), "free spacing: a comment")
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"(?i-x)a(?=\s*\z)"#))
     }
 
     /// Whether a rule's matches begin at its opening: its `opens` is the pattern's beginning, or is that and

@@ -235,8 +235,8 @@ public struct PolicyPattern: Sendable {
     /// hold the stream from its first held line (a match may begin before the opening).
     public let opensStartsMatch: Bool
     /// Whether `opens` ends in a lookahead anchored at the end of the text (`…\z)`): its openings hold only
-    /// while nothing follows them but what the lookahead allows, so the next line that is not blank
-    /// decides them (`StreamRedactor` looks at it at once).
+    /// while nothing follows them but what the lookahead allows, so a later line with a visible character
+    /// decides them (`StreamRedactor` looks at it at once while the hold is small).
     public let opensAtEnd: Bool
 
     init(_ value: JSONValue, file: String, field: String) throws(ConfigurationError) {
@@ -277,7 +277,7 @@ public struct PolicyPattern: Sendable {
             opens = nil
         }
         opensStartsMatch = opensPattern.map { Self.opensStartsMatch(pattern: pattern, opens: $0) } ?? false
-        opensAtEnd = opensPattern.map { Self.trailingLookahead($0) != nil && $0.hasSuffix(#"\z)"#) } ?? false
+        opensAtEnd = opensPattern.map(Self.endsInEndAnchoredLookahead) ?? false
         self.name = name
         self.pattern = pattern
     }
@@ -289,14 +289,73 @@ public struct PolicyPattern: Sendable {
         return !head.isEmpty && pattern.hasPrefix(head)
     }
 
+    /// Whether `regex` ends in a lookahead whose body ends with `\z` (an unescaped one) and has no `|` of its
+    /// own: its openings stand only at the end of the text.
+    static func endsInEndAnchoredLookahead(_ regex: String) -> Bool {
+        guard let start = trailingLookahead(regex) else { return false }
+        let body = Array(regex[regex.index(start, offsetBy: 3)...].dropLast())
+        guard body.count >= 2, body[body.count - 1] == "z", body[body.count - 2] == "\\" else { return false }
+        var backslashes = 0
+        var i = body.count - 2
+        while i >= 0 && body[i] == "\\" {
+            backslashes += 1
+            i -= 1
+        }
+        guard backslashes % 2 == 1 else { return false }
+        // No alternation at the body's own level (outside escapes, classes and inner groups).
+        var depth = 0
+        var inClass = false
+        var j = 0
+        while j < body.count {
+            let c = body[j]
+            if c == "\\" {
+                j += 2
+                continue
+            }
+            if inClass {
+                if c == "]" { inClass = false }
+            } else if c == "[" {
+                inClass = true
+            } else if c == "(" {
+                depth += 1
+            } else if c == ")" {
+                depth -= 1
+            } else if c == "|" && depth == 0 {
+                return false
+            }
+            j += 1
+        }
+        return true
+    }
+
+    /// Whether a flag group (`(?x)`, `(?sx:`, `(?i-x)`, …) turns free spacing on or off anywhere in `regex`.
+    static func hasFreeSpacingFlag(_ regex: String) -> Bool {
+        let chars = Array(regex)
+        var i = 0
+        while i + 1 < chars.count {
+            if chars[i] == "\\" {
+                i += 2
+                continue
+            }
+            if chars[i] == "(" && chars[i + 1] == "?" {
+                var j = i + 2
+                while j < chars.count, chars[j].isLetter || chars[j] == "-" {
+                    if chars[j] == "x" { return true }
+                    j += 1
+                }
+            }
+            i += 1
+        }
+        return false
+    }
+
     /// Where a lookahead group `(?=…)` that runs to the end of `regex` begins, if one does: parentheses
     /// counted outside escapes and character classes.
     static func trailingLookahead(_ regex: String) -> String.Index? {
         // Only what this scan reads for certain: ASCII, no quoting, comments, free spacing or nested and
         // `]`-first classes (any of those: not recognised, so the stream holds from the first line).
         guard regex.allSatisfy(\.isASCII), !regex.contains(#"\Q"#), !regex.contains("(?#"), !regex.contains("[["),
-            !regex.contains("[]"), !regex.contains("[^]"), !regex.contains("(?x"), !regex.contains("(?ix"),
-            !regex.contains("(?xi")
+            !regex.contains("[]"), !regex.contains("[^]"), !Self.hasFreeSpacingFlag(regex)
         else { return nil }
         let chars = Array(regex)
         var opened: [(index: Int, lookahead: Bool)] = []

@@ -246,7 +246,11 @@ public struct Redactor: Sendable {
 /// (there is no timer: held lines wait for the next chunk or the end): a sandbox trickling short lines
 /// after an opening made the daemon rescan the whole hold on every line — quadratic, 56 s of the daemon's
 /// CPU for 60 KB of two-byte lines, outside the sandbox's cgroup. Now a hold costs about a dozen looks,
-/// plus at most ten a second.
+/// plus at most ten a second. One exception: a hold whose only openings end what was looked at (a label
+/// waiting for its value, `PolicyPattern.opensAtEnd`) is looked at again at once, while under 4 KiB, when a
+/// line with a visible character comes — that line decides it; an early look that releases nothing (a
+/// chain of matches across lines) is not repeated until a look releases something, so such a hold costs
+/// at most about twice the looks of another.
 public final class StreamRedactor: @unchecked Sendable {
     // @unchecked: used by one execution's output callback, which the sandbox calls from one thread.
     private let redactor: Redactor
@@ -262,8 +266,11 @@ public final class StreamRedactor: @unchecked Sendable {
     private var lastLookNs: UInt64 = 0
     private var lookedUpTo = 0
     /// The last look found only openings at the end of what it saw (a label waiting for its value): the
-    /// next line that is not blank decides them, so it is looked at at once while the hold is small.
+    /// next line with a visible character decides them, so it is looked at at once while the hold is small.
     private var openAtEndOnly = false
+    /// An early look released nothing (a chain of matches across lines, whitespace the regex takes): no
+    /// more early looks until a look releases something — each would rescan the hold for nothing.
+    private var earlyLookSpent = false
     /// How many times the held text was looked at for an open span (what the throttle bounds).
     private(set) var looks = 0
 
@@ -280,11 +287,13 @@ public final class StreamRedactor: @unchecked Sendable {
     /// How much the held text must grow after a look that found a span open before the next look.
     static func recheckStep(held: Int) -> Int { max(4 << 10, held / 4) }
 
-    /// Up to this much held, a line that is not blank after a label is looked at at once.
+    /// Up to this much held, a line with a visible character after a label is looked at at once (once more
+    /// after a look that released nothing; see `earlyLookSpent`).
     static let eagerLookBytes = 4 << 10
 
-    /// ASCII whitespace (what a blank line holds).
-    static func isBlank(_ byte: UInt8) -> Bool { byte == 0x20 || (0x09...0x0D).contains(byte) }
+    /// A visible ASCII character: a line without one (spaces, tabs, or non-ASCII bytes such as a
+    /// no-break space, which the rules' `\s` may take) does not decide a label.
+    static func isVisible(_ byte: UInt8) -> Bool { (0x21...0x7E).contains(byte) }
 
     /// Takes a chunk; returns what may be sent now (possibly nothing).
     public func feed(_ chunk: [UInt8]) -> [UInt8] {
@@ -295,13 +304,14 @@ public final class StreamRedactor: @unchecked Sendable {
             return held.count > maxHeld ? forceOut() : []
         }
         let over = held.count > maxHeld
+        var early = false
         if !over, let recheckAt, held.count < recheckAt {
-            // A label waiting for its value: the first line that is not blank decides it (a look of at most
-            // `eagerLookBytes`; a rule whose opening stays open anyway falls back to the throttle below).
-            let decides = openAtEndOnly && held.count <= Self.eagerLookBytes && newline + 1 > lookedUpTo
-                && held[lookedUpTo...newline].contains { !Self.isBlank($0) }
+            // A label waiting for its value: a line with a visible character decides it (a look of at most
+            // `eagerLookBytes`; after one that released nothing, the throttle below until one releases).
+            early = openAtEndOnly && !earlyLookSpent && held.count <= Self.eagerLookBytes && newline + 1 > lookedUpTo
+                && held[lookedUpTo...newline].contains { Self.isVisible($0) }
             // Timed: only for a new line since the last look (an unchanged hold needs no second look).
-            guard decides || (newline + 1 > lookedUpTo && clock() &- lastLookNs >= recheckAfterNs) else { return [] }
+            guard early || (newline + 1 > lookedUpTo && clock() &- lastLookNs >= recheckAfterNs) else { return [] }
         }
         looks += 1
         lastLookNs = clock()
@@ -317,6 +327,7 @@ public final class StreamRedactor: @unchecked Sendable {
             if range.lowerBound >= cut || range.upperBound <= cut { k -= 1 }
         }
         var released = release(upTo: Self.byteOffset(held, afterNewlines: units[..<cut].count { $0 == 0x0A }))
+        earlyLookSpent = cut == 0 && (early || earlyLookSpent)
         if held.count > maxHeld {
             released += forceOut()
             return released
@@ -404,6 +415,7 @@ public final class StreamRedactor: @unchecked Sendable {
     private func release(upTo end: Int) -> [UInt8] {
         recheckAt = nil
         openAtEndOnly = false
+        if end > 0 { earlyLookSpent = false }
         guard end > 0 else { return [] }
         let out = Array(held[..<end])
         held.removeFirst(end)
@@ -422,6 +434,7 @@ public final class StreamRedactor: @unchecked Sendable {
             lastNewline = nil
             recheckAt = nil
             openAtEndOnly = false
+            earlyLookSpent = false
             lookedUpTo = 0
         }
         return redactor.redact(held).bytes
