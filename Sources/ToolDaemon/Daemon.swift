@@ -109,6 +109,8 @@ public enum Daemon {
         let watchdog = startWatchdog(logger: logger)
 
         var current = configuration
+        // The policy part of a reload (see below); reloads run one after another.
+        var policyReload: Task<Void, Never>? = nil
         for await signal in signals.stream {
             if signal == SIGHUP {
                 Systemd.notify("RELOADING=1\nSTATUS=Reloading configuration")
@@ -132,29 +134,15 @@ public enum Daemon {
                     retention.days.withLock { $0 = (next.recordsHistoryDays, next.recordsAuditDays) }
                     current = next
                     // Loading resolves the policy's numeric group ids to names (NSS, which may wait on a
-                    // directory that is down): on a lookup thread, not the cooperative pool.
+                    // directory that is down): on a lookup thread, not the cooperative pool, and in a task of
+                    // its own, so this loop still takes SIGTERM while a lookup hangs. READY=1 follows the load.
                     let (policyFile, policyRequired) = (next.policyFile, next.policyFileRequired)
-                    let loaded = await BlockingThreads.lookups.run {
-                        Result { () throws(ConfigurationError) in
-                            try PolicyService.load(path: policyFile, required: policyRequired)
-                        }
-                    }
-                    policy.reload(loaded)
-                    recorder.admin(
-                        AdminAction(
-                            at: .now(), requestID: nil, caller: daemonIdentity, method: "signal",
-                            action: loaded.isSuccess ? "policy_reloaded" : "policy_reload_failed",
-                            details: ["source": .string(next.policyFile), "error": loaded.errorText.map(JSONValue.string) ?? .null]))
-                    if case .failure(let error) = loaded {
-                        logger.error(
-                            "policy reload failed; keeping the previous policy",
-                            metadata: ["toold.error": "\(error)", "toold.event": "policy"])
-                        Systemd.notify(
-                            "READY=1\nSTATUS=Serving on \(where_); \(summary); policy reload failed, previous policy kept: \(error)")
-                    } else {
-                        logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
-                        logPolicyWarnings(policy, logger)
-                        Systemd.notify("READY=1\nSTATUS=Serving on \(where_); \(summary); configuration reloaded")
+                    let previous = policyReload
+                    policyReload = Task {
+                        await previous?.value
+                        await reloadPolicy(
+                            file: policyFile, required: policyRequired, into: policy, recorder: recorder, logger: logger,
+                            serving: "Serving on \(where_); \(summary)")
                     }
                 } catch {
                     logger.error("reload failed; keeping the previous configuration", metadata: ["toold.error": "\(error)"])
@@ -164,6 +152,8 @@ public enum Daemon {
             }
             break  // SIGTERM or SIGINT
         }
+        // A policy reload still waiting for its lookups is not waited for.
+        policyReload?.cancel()
 
         let inFlight = server.requestsInFlight
         // The unit's TimeoutStopSec (30 s) would cut a longer grace short: ask for the grace plus what the
@@ -197,6 +187,35 @@ public enum Daemon {
     /// The daemon as the actor of actions without a request (reloads), for the audit.
     static var daemonIdentity: CallerIdentity {
         CallerIdentity(uid: getuid(), gid: getgid(), pid: getpid(), user: "toold", groups: [], admin: true)
+    }
+
+    /// The policy part of a SIGHUP reload: loads the file on a lookup thread and applies it, or keeps the
+    /// previous policy and says why (journal, audit, `STATUS=`); then READY=1.
+    static func reloadPolicy(
+        file: String, required: Bool, into policy: PolicyService, recorder: ExecutionRecorder, logger: Logger,
+        serving: String
+    ) async {
+        let loaded = await BlockingThreads.lookups.run {
+            Result { () throws(ConfigurationError) in try PolicyService.load(path: file, required: required) }
+        }
+        // The daemon began to stop meanwhile (it cancels the reload): no READY=1 after STOPPING=1.
+        guard !Task.isCancelled else { return }
+        policy.reload(loaded)
+        recorder.admin(
+            AdminAction(
+                at: .now(), requestID: nil, caller: daemonIdentity, method: "signal",
+                action: loaded.isSuccess ? "policy_reloaded" : "policy_reload_failed",
+                details: ["source": .string(file), "error": loaded.errorText.map(JSONValue.string) ?? .null]))
+        if case .failure(let error) = loaded {
+            logger.error(
+                "policy reload failed; keeping the previous policy",
+                metadata: ["toold.error": "\(error)", "toold.event": "policy"])
+            Systemd.notify("READY=1\nSTATUS=\(serving); policy reload failed, previous policy kept: \(error)")
+        } else {
+            logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
+            logPolicyWarnings(policy, logger)
+            Systemd.notify("READY=1\nSTATUS=\(serving); configuration reloaded")
+        }
     }
 
     /// Each of the loaded policy's warnings (a superseded shipped rule), at warning level.

@@ -138,4 +138,23 @@ enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf
         let thread = try String(contentsOfFile: marks + "/g64850.start", encoding: .utf8)
         #expect(thread.hasPrefix("toold-lookup"), "the reload looked group 64850 up on thread \"\(thread)\"")
     }
+
+    /// A reload whose group lookup hangs (a directory that is down) does not hold up a stop: SIGTERM is
+    /// taken while the lookup still waits, and the daemon stops. Before, the signal loop awaited the load.
+    @Test func aStopDuringAReloadStuckInALookupStopsTheDaemon() throws {
+        let dir = try TempDir("nss-hang-stop")
+        defer { dir.remove() }
+        let (daemon, marks) = try Self.daemonWithHangingDirectory(in: dir, delayMs: 60_000)
+        defer { daemon.stop() }
+        try #"{"principals": {"*": {"allow": ["exec"]}, "group:64851": {"allow": ["*"]}}}"#
+            .write(to: daemon.policyURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        try waitUntil("the reload's lookup of group 64851 started") {
+            FileManager.default.fileExists(atPath: marks + "/g64851.start")
+        }
+        daemon.signal(SIGTERM)
+        try waitUntil("the daemon stopped") { !daemon.process.isRunning }
+        #expect(daemon.process.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: marks + "/g64851.done"), "the lookup had ended: the test proves nothing")
+    }
 }
