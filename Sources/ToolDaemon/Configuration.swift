@@ -199,8 +199,9 @@ extension DaemonConfiguration {
             ("records.cache_max_entries", recordsCacheMaxEntries, Self.recordsRanges["cache_max_entries"]!),
             ("records.cache_max_bytes", recordsCacheMaxBytes, Self.recordsRanges["cache_max_bytes"]!),
         ] where !range.contains(value) {
+            // The file's values were checked as it was read: one out of range here came from a flag.
             throw ConfigurationError(
-                file: file, field: name, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
+                file: "(flags)", field: name, reason: "must be between \(range.lowerBound) and \(range.upperBound), got \(value)")
         }
         guard socketPath.hasPrefix("/") else {
             throw ConfigurationError(file: file, field: "socket", reason: "must be an absolute path, got \"\(socketPath)\"")
