@@ -295,58 +295,34 @@ public struct PolicyPattern: Sendable {
         guard let start = trailingLookahead(regex) else { return false }
         let body = Array(regex[regex.index(start, offsetBy: 3)...].dropLast())
         guard body.count >= 2, body[body.count - 1] == "z", body[body.count - 2] == "\\" else { return false }
-        var backslashes = 0
-        var i = body.count - 2
-        while i >= 0 && body[i] == "\\" {
-            backslashes += 1
-            i -= 1
-        }
+        let backslashes = body.dropLast().reversed().prefix { $0 == "\\" }.count
         guard backslashes % 2 == 1 else { return false }
-        // No alternation at the body's own level (outside escapes, classes and inner groups).
+        // No alternation at the body's own level (inner groups may have theirs).
         var depth = 0
-        var inClass = false
-        var j = 0
-        while j < body.count {
-            let c = body[j]
-            if c == "\\" {
-                j += 2
-                continue
-            }
-            if inClass {
-                if c == "]" { inClass = false }
-            } else if c == "[" {
-                inClass = true
-            } else if c == "(" {
+        var alternation = false
+        forEachStructural(body) { _, c in
+            if c == "(" {
                 depth += 1
             } else if c == ")" {
                 depth -= 1
             } else if c == "|" && depth == 0 {
-                return false
+                alternation = true
             }
-            j += 1
+            return !alternation
         }
-        return true
+        return !alternation
     }
 
     /// Whether a flag group (`(?x)`, `(?sx:`, `(?i-x)`, …) turns free spacing on or off anywhere in `regex`.
     static func hasFreeSpacingFlag(_ regex: String) -> Bool {
         let chars = Array(regex)
-        var i = 0
-        while i + 1 < chars.count {
-            if chars[i] == "\\" {
-                i += 2
-                continue
-            }
-            if chars[i] == "(" && chars[i + 1] == "?" {
-                var j = i + 2
-                while j < chars.count, chars[j].isLetter || chars[j] == "-" {
-                    if chars[j] == "x" { return true }
-                    j += 1
-                }
-            }
-            i += 1
+        var found = false
+        forEachStructural(chars) { i, c in
+            guard c == "(", i + 1 < chars.count, chars[i + 1] == "?" else { return true }
+            found = chars[(i + 2)...].prefix { $0.isLetter || $0 == "-" }.contains("x")
+            return !found
         }
-        return false
+        return found
     }
 
     /// Where a lookahead group `(?=…)` that runs to the end of `regex` begins, if one does: parentheses
@@ -359,9 +335,29 @@ public struct PolicyPattern: Sendable {
         else { return nil }
         let chars = Array(regex)
         var opened: [(index: Int, lookahead: Bool)] = []
+        var last: (index: Int, lookahead: Bool)?
+        var unbalanced = false
+        forEachStructural(chars) { i, c in
+            if c == "(" {
+                opened.append((i, i + 2 < chars.count && chars[i + 1] == "?" && chars[i + 2] == "="))
+            } else if c == ")" {
+                guard let group = opened.popLast() else {
+                    unbalanced = true
+                    return false
+                }
+                last = i == chars.count - 1 ? group : nil
+            }
+            return true
+        }
+        guard !unbalanced, opened.isEmpty, let last, last.lookahead, last.index > 0 else { return nil }
+        return regex.index(regex.startIndex, offsetBy: last.index)
+    }
+
+    /// Walks regex source, skipping escaped characters and the insides of character classes, and calls
+    /// `visit` with every other character and its index until it returns false.
+    static func forEachStructural(_ chars: [Character], _ visit: (Int, Character) -> Bool) {
         var i = 0
         var inClass = false
-        var last: (index: Int, lookahead: Bool)?
         while i < chars.count {
             let c = chars[i]
             if c == "\\" {
@@ -372,16 +368,11 @@ public struct PolicyPattern: Sendable {
                 if c == "]" { inClass = false }
             } else if c == "[" {
                 inClass = true
-            } else if c == "(" {
-                opened.append((i, i + 2 < chars.count && chars[i + 1] == "?" && chars[i + 2] == "="))
-            } else if c == ")" {
-                guard let group = opened.popLast() else { return nil }
-                last = i == chars.count - 1 ? group : nil
+            } else if !visit(i, c) {
+                return
             }
             i += 1
         }
-        guard opened.isEmpty, let last, last.lookahead, last.index > 0 else { return nil }
-        return regex.index(regex.startIndex, offsetBy: last.index)
     }
 }
 
