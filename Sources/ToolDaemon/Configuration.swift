@@ -181,7 +181,8 @@ extension DaemonConfiguration {
 
     /// Checks what single fields cannot: relations between settings.
     public func validate() throws(ConfigurationError) {
-        let file = configFile ?? "(flags)"
+        // What follows the ranges can come from either the file or a flag.
+        let file = configFile.map { "\($0) or flags" } ?? "(flags)"
         // The same ranges the file reader applies, so a flag cannot set what the file may not.
         for (name, value, range) in [
             ("max_frame_bytes", maxFrameBytes, 64...(1 << 30)), ("max_connections", maxConnections, 1...100_000),

@@ -111,8 +111,10 @@ public enum Daemon {
         var current = configuration
         // The policy part of a reload (see below); reloads run one after another.
         var policyReload: Task<Void, Never>? = nil
+        let reloads = ReloadState()
         for await signal in signals.stream {
             if signal == SIGHUP {
+                let generation = reloads.begin()
                 Systemd.notify("RELOADING=1\nSTATUS=Reloading configuration")
                 logger.info("reloading configuration", metadata: ["toold.event": "reload"])
                 do {
@@ -142,24 +144,25 @@ public enum Daemon {
                         await previous?.value
                         await reloadPolicy(
                             file: policyFile, required: policyRequired, into: policy, recorder: recorder, logger: logger,
-                            serving: "Serving on \(where_); \(summary)")
+                            serving: "Serving on \(where_); \(summary)", reloads: reloads, generation: generation)
                     }
                 } catch {
                     logger.error("reload failed; keeping the previous configuration", metadata: ["toold.error": "\(error)"])
-                    Systemd.notify("READY=1\nSTATUS=Serving on \(where_); reload failed, previous configuration kept: \(error)")
+                    reloads.notifyIfLatest(generation, "READY=1\nSTATUS=Serving on \(where_); reload failed, previous configuration kept: \(error)")
                 }
                 continue
             }
             break  // SIGTERM or SIGINT
         }
-        // A policy reload still waiting for its lookups is not waited for.
+        // A policy reload still waiting for its lookups is not waited for: once stopping, no reload applies
+        // a policy or says READY=1 (STOPPING=1 goes out under the same lock).
         policyReload?.cancel()
 
         let inFlight = server.requestsInFlight
         // The unit's TimeoutStopSec (30 s) would cut a longer grace short: ask for the grace plus what the
         // rest of the stop may take.
         let stopBudgetUs = (UInt64(current.shutdownGraceMs) + Self.stopAfterGraceMs) * 1000
-        Systemd.notify("STOPPING=1\nEXTEND_TIMEOUT_USEC=\(stopBudgetUs)\nSTATUS=Stopping: \(inFlight) requests in flight")
+        reloads.stop("STOPPING=1\nEXTEND_TIMEOUT_USEC=\(stopBudgetUs)\nSTATUS=Stopping: \(inFlight) requests in flight")
         logger.info("stopping", metadata: ["toold.requests": "\(inFlight)", "toold.event": "stopping"])
         try? await listener.close()
         await server.drain(grace: .milliseconds(current.shutdownGraceMs))
@@ -193,13 +196,14 @@ public enum Daemon {
     /// previous policy and says why (journal, audit, `STATUS=`); then READY=1.
     static func reloadPolicy(
         file: String, required: Bool, into policy: PolicyService, recorder: ExecutionRecorder, logger: Logger,
-        serving: String
+        serving: String, reloads: ReloadState, generation: Int
     ) async {
+        guard !reloads.isStopping else { return }
         let loaded = await BlockingThreads.lookups.run {
             Result { () throws(ConfigurationError) in try PolicyService.load(path: file, required: required) }
         }
-        // The daemon began to stop meanwhile (it cancels the reload): no READY=1 after STOPPING=1.
-        guard !Task.isCancelled else { return }
+        // The daemon began to stop meanwhile: the policy is not applied (nor audited, nor announced).
+        guard !reloads.isStopping else { return }
         policy.reload(loaded)
         recorder.admin(
             AdminAction(
@@ -210,11 +214,11 @@ public enum Daemon {
             logger.error(
                 "policy reload failed; keeping the previous policy",
                 metadata: ["toold.error": "\(error)", "toold.event": "policy"])
-            Systemd.notify("READY=1\nSTATUS=\(serving); policy reload failed, previous policy kept: \(error)")
+            reloads.notifyIfLatest(generation, "READY=1\nSTATUS=\(serving); policy reload failed, previous policy kept: \(error)")
         } else {
             logger.info("policy loaded", metadata: ["toold.policy": "\(policy.source)", "toold.event": "policy"])
             logPolicyWarnings(policy, logger)
-            Systemd.notify("READY=1\nSTATUS=\(serving); configuration reloaded")
+            reloads.notifyIfLatest(generation, "READY=1\nSTATUS=\(serving); configuration reloaded")
         }
     }
 
@@ -367,4 +371,32 @@ extension Result {
 final class Retention: Sendable {
     let days: Mutex<(history: Int, audit: Int)>
     init(history: Int, audit: Int) { days = Mutex((history, audit)) }
+}
+
+/// What the reloads (SIGHUP) say to systemd, in order. Each SIGHUP is a generation; only the latest one's
+/// outcome says READY=1 and sets STATUS= (an older reload still loading its policy must not announce itself
+/// after a newer one failed or finished), and nothing says READY=1 after STOPPING=1 (both under one lock).
+final class ReloadState: Sendable {
+    private let state = Mutex<(generation: Int, stopping: Bool)>((0, false))
+
+    /// A SIGHUP: its generation.
+    func begin() -> Int { state.withLock { s in s.generation += 1; return s.generation } }
+
+    var isStopping: Bool { state.withLock { $0.stopping } }
+
+    /// Sends `message` when `generation` is the latest reload and the daemon is not stopping.
+    func notifyIfLatest(_ generation: Int, _ message: String) {
+        state.withLock { s in
+            guard !s.stopping, s.generation == generation else { return }
+            Systemd.notify(message)
+        }
+    }
+
+    /// The daemon stops: `message` (STOPPING=1) goes out, and no reload notifies after it.
+    func stop(_ message: String) {
+        state.withLock { s in
+            s.stopping = true
+            Systemd.notify(message)
+        }
+    }
 }

@@ -138,6 +138,20 @@ final class NotifyListener {
         throw TestFailure("no \(line) on NOTIFY_SOCKET within 15 s; saw: \(seen)")
     }
 
+    /// The messages that have arrived and were not consumed yet (does not wait).
+    func drain() -> [String] {
+        var buffer = [UInt8](repeating: 0, count: 4096)
+        var messages: [String] = []
+        var pfd = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&pfd, 1, 0) > 0 {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            guard n > 0 else { break }
+            messages.append(String(decoding: buffer[0..<n], as: UTF8.self))
+        }
+        seen += messages
+        return messages
+    }
+
     func close() {
         Glibc.close(fd)
         unlink(path)

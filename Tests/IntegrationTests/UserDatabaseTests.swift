@@ -77,12 +77,17 @@ enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf
 
     /// A daemon whose NSS asks the hanging module (built into `dir`), in a mount namespace of its own with
     /// the private nsswitch.conf; lookups hang `delayMs`. Returns it and the marks directory.
-    static func daemonWithHangingDirectory(in dir: TempDir, delayMs: Int) throws -> (TestDaemon, String) {
+    static func daemonWithHangingDirectory(
+        in dir: TempDir, delayMs: Int, arguments: [String] = [], environment: [String: String] = [:]
+    ) throws -> (TestDaemon, String) {
         let conf = try hangingDirectoryService(in: dir)
         let marks = dir.path + "/marks"
         try FileManager.default.createDirectory(atPath: marks, withIntermediateDirectories: true)
         let daemon = try TestDaemon(
-            environment: ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "\(delayMs)"],
+            arguments,
+            environment: environment.merging(
+                ["LD_LIBRARY_PATH": dir.path, "TOOLD_TEST_NSS_MARKS": marks, "TOOLD_TEST_NSS_DELAY_MS": "\(delayMs)"]
+            ) { $1 },
             launcher: [
                 "/usr/bin/unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c",
                 #"mount --bind "$0" /etc/nsswitch.conf && exec "$@""#, conf,
@@ -156,5 +161,40 @@ enum nss_status _nss_tooldhang_getgrgid_r(gid_t gid, struct group *gr, char *buf
         try waitUntil("the daemon stopped") { !daemon.process.isRunning }
         #expect(daemon.process.terminationStatus == 0)
         #expect(!FileManager.default.fileExists(atPath: marks + "/g64851.done"), "the lookup had ended: the test proves nothing")
+    }
+
+    /// Two reloads whose group lookups are slow, then a stop that an execution still running keeps going:
+    /// the reloads finish during the stop and must not say READY=1 after STOPPING=1 (systemd would read the
+    /// daemon as ready again) — nor apply their policy. Before, only the newest reload was cancelled; the
+    /// older one finished, applied its policy and said READY=1.
+    @Test func reloadsThatFinishDuringAStopSayNothingAfterStopping() throws {
+        let dir = try TempDir("nss-hang-notify")
+        defer { dir.remove() }
+        let notify = try NotifyListener(path: dir.path + "/notify.sock")
+        defer { notify.close() }
+        let (daemon, marks) = try Self.daemonWithHangingDirectory(
+            in: dir, delayMs: 1500, arguments: ["--shutdown-grace-ms", "20000"], environment: ["NOTIFY_SOCKET": notify.path])
+        defer { daemon.stop() }
+        _ = try notify.waitFor("READY=1")
+        try #"{"principals": {"*": {"allow": ["exec"]}, "group:64852": {"allow": ["*"]}}}"#
+            .write(to: daemon.policyURL, atomically: true, encoding: .utf8)
+        daemon.signal(SIGHUP)
+        _ = try notify.waitFor("RELOADING=1")
+        try waitUntil("the first reload's lookup started") { FileManager.default.fileExists(atPath: marks + "/g64852.start") }
+        daemon.signal(SIGHUP)
+        _ = try notify.waitFor("RELOADING=1")
+        // An execution that outlasts the lookups keeps the stop going (it gets its grace period).
+        let c = try daemon.client()
+        var started = false
+        c.onNotification = { if $0.method == RPCMethod.execStarted { started = true } }
+        let id = try c.send(RPCMethod.exec, params: ["argv": ["sleep", "5"], "stream": true])
+        while !started { _ = try c.call(RPCMethod.daemonStatus) }
+        daemon.signal(SIGTERM)
+        _ = try notify.waitFor("STOPPING=1")
+        #expect(try c.wait(for: id)["status"] == "exited")
+        try waitUntil("the daemon stopped") { !daemon.process.isRunning }
+        #expect(FileManager.default.fileExists(atPath: marks + "/g64852.done"), "no lookup ended during the stop: the test proves nothing")
+        let after = notify.drain()
+        #expect(!after.contains { $0.split(separator: "\n").contains("READY=1") }, "after STOPPING=1: \(after)")
     }
 }

@@ -346,6 +346,7 @@ final class ManualClock: @unchecked Sendable {
         #expect(!PolicyPattern.endsInEndAnchoredLookahead("-----BEGIN X-----"))
         #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"(?sx)secret # (?=\s*\z)"#), "free spacing: a comment")
         #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"(?i-x)a(?=\s*\z)"#))
+        #expect(!PolicyPattern.endsInEndAnchoredLookahead(#"\c[(?x)]label(?=\n|x)#(?=\z)"#), "\\c[ is a control character")
     }
 
     /// Whether a rule's matches begin at its opening: its `opens` is the pattern's beginning, or is that and

@@ -313,7 +313,8 @@ public struct PolicyPattern: Sendable {
         return !alternation
     }
 
-    /// Whether a flag group (`(?x)`, `(?sx:`, `(?i-x)`, …) turns free spacing on or off anywhere in `regex`.
+    /// Whether a flag group (`(?x)`, `(?sx:`, `(?i-x)`, …) outside character classes turns free spacing on or
+    /// off in `regex`.
     static func hasFreeSpacingFlag(_ regex: String) -> Bool {
         let chars = Array(regex)
         var found = false
@@ -328,9 +329,11 @@ public struct PolicyPattern: Sendable {
     /// Where a lookahead group `(?=…)` that runs to the end of `regex` begins, if one does: parentheses
     /// counted outside escapes and character classes.
     static func trailingLookahead(_ regex: String) -> String.Index? {
-        // Only what this scan reads for certain: ASCII, no quoting, comments, free spacing or nested and
-        // `]`-first classes (any of those: not recognised, so the stream holds from the first line).
-        guard regex.allSatisfy(\.isASCII), !regex.contains(#"\Q"#), !regex.contains("(?#"), !regex.contains("[["),
+        // Only what this scan reads for certain: ASCII, no quoting, control escapes (`\c[` is no class),
+        // comments, free spacing or nested and `]`-first classes (any of those: not recognised, so the stream
+        // holds from the first line).
+        guard regex.allSatisfy(\.isASCII), !regex.contains(#"\Q"#), !regex.contains(#"\c"#), !regex.contains("(?#"),
+            !regex.contains("[["),
             !regex.contains("[]"), !regex.contains("[^]"), !Self.hasFreeSpacingFlag(regex)
         else { return nil }
         let chars = Array(regex)
