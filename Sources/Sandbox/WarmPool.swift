@@ -96,15 +96,9 @@ final class WarmPool: @unchecked Sendable {
         condition.signal()
         condition.unlock()
         // A refill waiting for the running executions may now be below half full (outside our lock: the
-        // pacing object calls back into `readyCount`).
+        // pacing object calls back into `counts`).
         pacing.poolChanged()
         return sandbox
-    }
-
-    private var readyCount: Int {
-        condition.lock()
-        defer { condition.unlock() }
-        return ready.count
     }
 
     /// Counts a taken sandbox: a hit when it ran the call's command; a miss when it had died before
@@ -175,7 +169,7 @@ final class WarmPool: @unchecked Sendable {
                 return
             }
             condition.unlock()
-            pacing.waitToPrepare(capacity: capacity) { readyCount }
+            pacing.waitToPrepare(capacity: capacity) { counts.ready }
             condition.lock()
             let stop = stopped
             condition.unlock()

@@ -154,9 +154,8 @@ public enum Daemon {
             }
             break  // SIGTERM or SIGINT
         }
-        // A policy reload still waiting for its lookups is not waited for: once stopping, no reload applies
-        // a policy or says READY=1 (STOPPING=1 goes out under the same lock).
-        policyReload?.cancel()
+        // A policy reload still waiting for its lookups is not waited for: once `reloads.stop` has run, no
+        // reload applies a policy or says READY=1 (STOPPING=1 goes out under the same lock).
 
         let inFlight = server.requestsInFlight
         // The unit's TimeoutStopSec (30 s) would cut a longer grace short: ask for the grace plus what the
