@@ -116,7 +116,7 @@ extension DaemonConfiguration {
         guard case .object(let o) = value else {
             throw ConfigurationError(file: path, reason: "must hold a JSON object, got \(value.typeName)")
         }
-        var reader = FieldReader(file: path, object: o)
+        let reader = FieldReader(file: path, object: o)
         try reader.rejectUnknown(Self.fileKeys)
         try reader.string("socket") { socketPath = $0 }
         try reader.string("state_dir") { stateDirectory = $0 }
@@ -234,7 +234,7 @@ extension ExecLimitsConfiguration {
             guard case .object(let pair) = entry else {
                 throw ConfigurationError(file: file, field: field, reason: "must be an object {\"default\": N, \"max\": N}")
             }
-            var reader = FieldReader(file: file, object: pair, prefix: field + ".")
+            let reader = FieldReader(file: file, object: pair, prefix: field + ".")
             try reader.rejectUnknown(["default", "max"])
             var d: Int?
             var m: Int?

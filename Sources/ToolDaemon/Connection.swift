@@ -237,11 +237,12 @@ final class ConnectionHandler: ChannelInboundHandler {
         stallTimer = nil
         guard decoder.hasPartialFrame else { return }
         let timeout = server.configuration.readTimeoutMs
-        let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
-        stallTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout))) { [weak self] in
-            guard let self, let connection = self.connection, !self.refused else { return }
+        // The timer runs on this handler's event loop, the only place its state is touched; weakly, so a
+        // pending timer does not keep a closed connection's handler alive.
+        let handler = NIOLoopBound(WeakReference(self), eventLoop: context.eventLoop)
+        stallTimer = context.eventLoop.scheduleTask(in: .milliseconds(Int64(timeout))) {
+            guard let self = handler.value.object, let connection = self.connection, !self.refused else { return }
             self.refused = true
-            _ = loopBound
             connection.logger.notice("closing a connection whose partial frame stalled", metadata: ["toold.timeout_ms": "\(timeout)"])
             connection.fail(.invalidRequest("incomplete frame: no data for \(timeout) ms (read timeout)"))
         }
@@ -261,4 +262,10 @@ final class ConnectionHandler: ChannelInboundHandler {
         connection?.logger.debug("connection error", metadata: ["toold.error": "\(error)"])
         context.close(promise: nil)
     }
+}
+
+/// A weak reference, for closures that must not keep their object alive.
+private final class WeakReference<Object: AnyObject> {
+    weak var object: Object?
+    init(_ object: Object) { self.object = object }
 }

@@ -79,7 +79,7 @@ public struct JournalLogHandler: LogHandler {
     }
 
     static func send(_ fields: [String]) {
-        var cStrings = fields.map { strdup($0) }
+        let cStrings = fields.map { strdup($0) }
         defer { cStrings.forEach { free($0) } }
         var iovecs = cStrings.map { iovec(iov_base: UnsafeMutableRawPointer($0), iov_len: strlen($0!)) }
         _ = sd_journal_sendv(&iovecs, Int32(iovecs.count))

@@ -937,7 +937,7 @@ func procStatus(_ text: String) -> [String: String] {
         defer { daemon.stop() }
         var host = [CChar](repeating: 0, count: 256)
         gethostname(&host, 255)
-        let hostName = String(cString: host)
+        let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let run = try daemon.probe("hostname")
         expectAllBlocked(run, attempts: 2, errno: "EPERM")
         #expect(run.info("uname") == ["sandbox"] && run.info("gethostname") == ["sandbox"] && run.info("proc") == ["sandbox"], "\(run)")

@@ -505,7 +505,7 @@ extension ExecResult {
         let dir = try TempDir("ctrlc")
         defer { dir.remove() }
         let errURL = dir.url.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         let err = try FileHandle(forWritingTo: errURL)
         let toolc = Process()
         toolc.executableURL = URL(fileURLWithPath: Binaries.toolc)
