@@ -58,6 +58,11 @@ static const char *const denied_names[] = {
     // attack surface with a history
     "userfaultfd", "io_uring_setup", "io_uring_enter", "io_uring_register",
     "open_by_handle_at", "name_to_handle_at", "fanotify_init",
+    // file activity of others: /usr and /etc are the same inodes in every
+    // sandbox and on the host, so a watch there reports which programs the
+    // host and the other sandboxes run, live; its quotas are per host uid,
+    // shared by all sandboxes. Programs fall back to polling (tail -f).
+    "inotify_init", "inotify_init1", "inotify_add_watch",
     // host-wide state
     "swapon", "swapoff", "reboot", "acct", "quotactl", "quotactl_fd",
     "settimeofday", "stime", "clock_settime", "clock_adjtime", "adjtimex", "syslog",

@@ -12,6 +12,8 @@ struct CgroupV1: CgroupBackend {
     private let parents: [String: String]
     let usableControllers: [String]
     private let hasMemsw: Bool
+    /// v1 charges socket buffers to a memory cgroup only for TCP, and only once this limit is set.
+    private let hasTCPKmem: Bool
 
     init(
         layout: CgroupLayout,
@@ -48,6 +50,7 @@ struct CgroupV1: CgroupBackend {
         self.parents = parents
         self.usableControllers = ["memory", "pids", "cpu", "cpuacct"].filter { parents[$0] != nil }
         self.hasMemsw = parents["memory"].map { Posix.exists($0 + "/memory.memsw.limit_in_bytes") } ?? false
+        self.hasTCPKmem = parents["memory"].map { Posix.exists($0 + "/memory.kmem.tcp.limit_in_bytes") } ?? false
     }
 
     /// Distinct hierarchy directories (cpu and cpuacct may be one).
@@ -94,6 +97,12 @@ struct CgroupV1: CgroupBackend {
                 try Posix.writeFile(memory + "/memory.limit_in_bytes", value)
                 if hasMemsw && previous == nil { try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", value) }
             }
+            // Socket buffers are kernel memory outside memory.limit_in_bytes on v1: unless this is set, a
+            // sandbox queues TCP data on loopback up to the host's tcp_mem (gigabytes), whatever its limit.
+            // With it, its TCP buffers are held to the same amount (their own counter, beside the memory
+            // limit). UDP buffers are not charged on v1 at all (docs/SECURITY.md, known gaps); v2 charges
+            // every socket buffer to memory.max.
+            if hasTCPKmem { try Posix.writeFile(memory + "/memory.kmem.tcp.limit_in_bytes", value) }
         }
         if let pids = directory(cgroup, "pids"), limits.pids != previous?.pids {
             try Posix.writeFile(pids + "/pids.max", String(max(1, limits.pids)))

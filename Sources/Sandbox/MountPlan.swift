@@ -57,8 +57,9 @@ struct HostLayout: Sendable {
             }
         }
         // Present on this kernel? The sandbox's /proc is the same kernel's.
+        // cmdline: the host's boot command line (a VM's may name its control ports).
         let nullMasks = ["kcore", "sysrq-trigger", "timer_list", "keys", "latency_stats", "sched_debug", "kallsyms",
-                         "config.gz", "kmsg", "softirqs"]
+                         "config.gz", "kmsg", "softirqs", "cmdline"]
             .filter { Posix.exists("/proc/" + $0) }
         let tmpfsMasks = ["acpi", "scsi", "asound", "driver", "pressure"].filter { Posix.fileType("/proc/" + $0) == S_IFDIR }
         let readOnly = ["sys", "irq", "bus", "fs"].filter { Posix.fileType("/proc/" + $0) == S_IFDIR }

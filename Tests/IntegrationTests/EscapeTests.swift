@@ -486,6 +486,34 @@ def p_fds():
             continue  # the directory listdir itself had open
         out("INFO fd %d %s" % (fd, target))
 
+def p_tcp_buffers(cap_mb):
+    # Fills loopback TCP connections both ways without reading, until `cap_mb` is queued or sends fail.
+    cap = int(cap_mb) << 20
+    ls = socket.socket()
+    ls.bind(("127.0.0.1", 0))
+    ls.listen(1024)
+    chunk = b"B" * 65536
+    total, keep = 0, []
+    # 200 connections: the kernel lets each socket queue one buffer (up to 64 KiB) past any limit, so many
+    # more would measure that allowance, not the limit (docs/SECURITY.md, known gaps).
+    while total < cap and len(keep) < 400:
+        try:
+            c = socket.create_connection(ls.getsockname(), timeout=2)
+            s, _ = ls.accept()
+        except OSError as ex:
+            out("INFO connect %s" % ename(ex.errno))
+            break
+        keep += [c, s]
+        for x in (c, s):
+            x.setblocking(False)
+            while total < cap:
+                try:
+                    total += x.send(chunk)
+                except OSError:
+                    break  # this connection's buffers are full
+    out("INFO tcp_queued_mb %d" % (total >> 20))
+    out("INFO connections %d" % (len(keep) // 2))
+
 # Every other call docs/SECURITY.md lists as denied, with arguments that are harmless (or invalid) should the
 # call ever get through: without the filter most answer 0, EBADF, EFAULT, EINVAL or ENOSYS, never EPERM.
 DENYLIST = [
@@ -497,6 +525,7 @@ DENYLIST = [
     ("uselib(NULL)", 134, (None,)), ("nfsservctl", 180, (0, None, None)), ("create_module", 174, (None, 0)),
     ("get_kernel_syms", 177, (None,)), ("query_module", 178, (None, 0, None, 0, None)), ("fanotify_init(0)", 300, (0, 0)),
     ("swapoff(NULL)", 168, (None,)), ("quotactl(0)", 179, (0, None, 0, None)), ("quotactl_fd(-1)", 443, (-1, 0, 0, None)),
+    ("inotify_init", 253, ()), ("inotify_init1(0)", 294, (0,)), ("inotify_add_watch(-1, /usr)", 254, (-1, b"/usr", 0x20)),
     ("vhangup", 153, ()), ("io_uring_enter(-1)", 426, (-1, 0, 0, 0, None, 0)), ("clone(CLONE_NEWNS)", 56, (CLONE_NEWNS | SIGCHLD, 0, 0, 0, 0)),
     ("clone(CLONE_NEWUTS)", 56, (CLONE_NEWUTS | SIGCHLD, 0, 0, 0, 0)), ("clone(CLONE_NEWIPC)", 56, (CLONE_NEWIPC | SIGCHLD, 0, 0, 0, 0)),
     ("clone(CLONE_NEWPID)", 56, (CLONE_NEWPID | SIGCHLD, 0, 0, 0, 0)),
@@ -885,7 +914,8 @@ func procStatus(_ text: String) -> [String: String] {
     @Test func procKcoreIsMasked() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
-        let paths = ["/proc/kcore", "/proc/kmsg", "/proc/timer_list", "/proc/sched_debug", "/proc/keys", "/proc/kallsyms"]
+        let paths = ["/proc/kcore", "/proc/kmsg", "/proc/timer_list", "/proc/sched_debug", "/proc/keys", "/proc/kallsyms",
+                     "/proc/cmdline"]
         // Kernels without CONFIG_PROC_KCORE have no /proc/kcore at all; the others show the masking works.
         let onHost = paths.filter { FileManager.default.fileExists(atPath: $0) }
         #expect(onHost.count >= 2, "too few of \(paths) exist on this kernel for the probe to mean anything")
@@ -1063,7 +1093,28 @@ func procStatus(_ text: String) -> [String: String] {
     @Test func everyOtherDocumentedDenialAnswersEPERM() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
-        expectAllBlocked(try daemon.probe("denylist"), attempts: 31, errno: "EPERM")
+        expectAllBlocked(try daemon.probe("denylist"), attempts: 34, errno: "EPERM")
+    }
+
+    // MARK: kernel resources shared with the host and other sandboxes
+
+    /// Attack: pin host memory beyond the sandbox's limit in socket buffers — loopback TCP connections
+    /// filled both ways and never read (cgroup v1 does not count them in memory.limit_in_bytes: before the
+    /// defence, a 64 MiB sandbox queued over 2 GB, up to the host's tcp_mem, and starved the host's own
+    /// TCP). Defence: on v1, memory.kmem.tcp.limit_in_bytes set to the memory limit; v2 charges socket
+    /// buffers to memory.max (there the probe may be killed as `oom` instead).
+    @Test func tcpBuffersAreHeldToTheMemoryLimit() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        let limitMB = 64
+        let r = try daemon.exec(
+            ExecParams(argv: ["python3", "-c", Probes.script, "tcp_buffers", "\(4 * limitMB)"], timeoutMs: 30_000,
+                       limits: ExecLimits(memoryBytes: UInt64(limitMB) << 20)))
+        let run = ProbeRun(result: r, lines: r.stdout.split(separator: "\n").map(String.init))
+        if r.status == .oom { return }  // charged to the memory limit itself (v2)
+        #expect(run.lines.last == "DONE", "\(run)")
+        let queued = try #require(run.info("tcp_queued_mb").first.flatMap { Int($0) }, "\(run)")
+        #expect(queued < 2 * limitMB, "queued \(queued) MB in TCP buffers with a \(limitMB) MiB limit: \(run)")
     }
 
     /// Attack: exhaust descriptors, write huge files, dump core (leaking memory to a file). Defence: hard
