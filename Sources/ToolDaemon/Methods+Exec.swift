@@ -66,8 +66,12 @@ extension ExecParams {
 }
 
 extension RequestContext {
+    /// The largest arguments (serialized JSON) a refused call's record keeps.
+    static let refusedArgumentsBytes = 64 << 10
+
     /// Runs an execution method; a refusal (an error answer) goes to the history, the audit and the
-    /// journal, under the execution id the call had if it had one.
+    /// journal, under the execution id the call had if it had one (at most
+    /// `ExecutionRecorder.refusalsPerSecond` per uid after a burst; see there).
     func recordingRefusal(
         _ method: ExecutionMethod, tool: String, arguments: JSONValue, executions: ExecutionService,
         _ body: () async throws(RPCError) -> JSONValue
@@ -77,9 +81,15 @@ extension RequestContext {
         } catch {
             let id = error.data?["execution_id"]?.stringValue ?? ExecutionService.newExecutionID()
             let redactor = executions.policy.effective(for: PolicySubject(caller)).redactor
+            // Nothing ran and the caller chose the size: past a bound, the record says how big they were.
+            let size = JSONCoding.serialize(arguments).count
+            let kept: JSONValue =
+                size > Self.refusedArgumentsBytes
+                ? .string("\(size) bytes of arguments, not kept: a refused call keeps at most \(Self.refusedArgumentsBytes)")
+                : await redactor.redactOffloading(arguments)
             let start = ExecutionStart(
                 executionID: id, requestID: requestID, method: method, tool: tool, caller: caller, startedAt: .now(),
-                arguments: await redactor.redactOffloading(arguments), decision: error.code == RPCErrorCode.permissionDenied ? "deny" : nil,
+                arguments: kept, decision: error.code == RPCErrorCode.permissionDenied ? "deny" : nil,
                 rule: error.data?["rule"]?.stringValue)
             executions.recorder.refused(start, error: error)
             throw error

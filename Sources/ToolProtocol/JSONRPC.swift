@@ -176,8 +176,14 @@ public enum RPCRequestOrError: Sendable, Equatable {
 }
 
 public enum RPCServerCodec {
+    /// The most members one batch may hold. Each member runs as a task of its own, so a frame of small
+    /// members cost the daemon about 64 times its size in memory (a 16 MiB frame of 479,000 notifications:
+    /// 1.1 GB); a bound on the count keeps a frame's cost near its size.
+    public static let maxBatchMembers = 128
+
     /// Reads one frame payload as a server. Throws the response to send when the frame as a whole is
-    /// unusable (invalid UTF-8 or JSON, an empty batch, or neither an object nor an array).
+    /// unusable (invalid UTF-8 or JSON, an empty batch or one over `maxBatchMembers`, or neither an object
+    /// nor an array).
     public static func decode(_ payload: some Collection<UInt8>) throws(RPCErrorResponse) -> RPCIncoming {
         let value: JSONValue
         do {
@@ -190,6 +196,14 @@ public enum RPCServerCodec {
             if members.isEmpty {
                 throw RPCErrorResponse(
                     RPCResponse(id: .null, outcome: .failure(.invalidRequest("a batch must not be empty"))))
+            }
+            if members.count > maxBatchMembers {
+                throw RPCErrorResponse(
+                    RPCResponse(
+                        id: .null,
+                        outcome: .failure(
+                            .invalidRequest(
+                                "a batch holds at most \(maxBatchMembers) members, this one \(members.count); none was run"))))
             }
             return .batch(members.map(readRequest))
         case .object:

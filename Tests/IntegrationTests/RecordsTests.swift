@@ -486,6 +486,41 @@ import ToolProtocol
         #expect(rootDenied.count == 1 && rootDenied.first?["uid"]?.int64Value == Int64(Self.limitedUser))
     }
 
+    /// Refusals cost nothing but their row, so a caller could grow the database as fast as it writes (20,000
+    /// pipelined refusals grew it by 165 MB in 12 s; five with 15 MB arguments by 150 MB). A refused call keeps
+    /// at most 64 KiB of arguments, and per uid 100 refusals in a row and 10 a second after are recorded.
+    @Test func refusalsCannotFillTheDisk() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        defer { c.close() }
+        let refused: JSONValue = ["argv": ["/bin/true"], "limits": ["pids": 100_000]]
+        let big: JSONValue = ["argv": ["/bin/true"], "env": ["PAD": .string(String(repeating: "x", count: 1 << 20))],
+                              "limits": ["pids": 100_000]]
+        // Alone first: recorded, its arguments replaced by their size.
+        #expect(throws: ClientError.self) { try c.call(RPCMethod.exec, params: big) }
+        let bigRow = try #require(c.call(RPCMethod.executionsList, params: ["limit": 1])["executions"]?.arrayValue?.first)
+        let record = try c.call(RPCMethod.executionsGet, params: ["execution_id": bigRow["execution_id"] ?? .null])
+        #expect(record["status"] == "invalid_params", "\(record)")
+        let kept = try #require(record["arguments"]?.stringValue, "\(record["arguments"] ?? .null)")
+        #expect(kept.hasSuffix("bytes of arguments, not kept: a refused call keeps at most 65536"), "\(kept)")
+        // Then a flood, pipelined.
+        let started = Date()
+        let ids = try (0..<300).map { _ in try c.send(RPCMethod.exec, params: refused) }
+        var answered = 0
+        while answered < ids.count {
+            let message = try c.readMessage()
+            guard message["method"] == nil else { continue }
+            #expect(message.errorCode == RPCErrorCode.invalidParams, "\(message)")
+            answered += 1
+        }
+        let elapsed = Date().timeIntervalSince(started)
+        let rows = try c.call(RPCMethod.executionsList, params: ["status": "invalid_params", "limit": 1000])["executions"]?.arrayValue ?? []
+        // ExecutionRecorder.refusalBurst and refusalsPerSecond; the big call took one of the burst.
+        let (burst, perSecond) = (100, 10)
+        #expect(rows.count >= burst && rows.count <= burst + perSecond * (Int(elapsed) + 1), "\(rows.count) rows in \(elapsed) s")
+    }
+
     // MARK: 6. audit
 
     /// tools.register, tools.unregister and policy reloads (good and broken) are audit rows of kind
@@ -573,3 +608,4 @@ import ToolProtocol
         }
     }
 }
+

@@ -61,6 +61,21 @@ import ToolProtocol
         #expect(running == 0)
     }
 
+    /// A connection the daemon refuses (too many) is answered with an error that has no id, then closed:
+    /// toolc reports it as overloaded (118), not as a protocol error after the close (76).
+    @Test func aRefusedConnectionIsReportedAsOverloaded() throws {
+        let daemon = try TestDaemon(["--max-connections", "1"])
+        defer { daemon.stop() }
+        usleep(300_000)  // let the daemon see the start-up probe's connection close before counting
+        let held = try daemon.client()
+        defer { held.close() }
+        #expect(try held.call(RPCMethod.daemonStatus)["version"] != nil)
+        for command in [["status"], ["metrics"], ["history"]] {
+            let out = try daemon.toolc(command)
+            #expect(out.status == 118, "toolc \(command): exit \(out.status): \(out.stderr)")
+        }
+    }
+
     @Test func limitAboveMaximumIsRejectedWithTheMaximumNamed() throws {
         let daemon = try TestDaemon()
         defer { daemon.stop() }

@@ -152,6 +152,26 @@ import ToolProtocol
         #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil)
     }
 
+    /// Each member of a batch runs as a task: a frame of 479,000 small notifications held 1.1 GB of the
+    /// daemon. The member count is bounded; a batch at the bound is served, one over it is refused whole.
+    @Test func aBatchOverTheMemberBoundIsRefusedAndNothingRuns() throws {
+        let daemon = try TestDaemon()
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        let status = #"{"jsonrpc":"2.0","id":1,"method":"daemon.status"}"#
+        let full = try c.roundTrip("[" + Array(repeating: status, count: RPCServerCodec.maxBatchMembers).joined(separator: ",") + "]")
+        #expect(full.arrayValue?.count == RPCServerCodec.maxBatchMembers)
+        // One over, the extra member an exec that would leave a trace in the history had it run.
+        let exec = #"{"jsonrpc":"2.0","id":2,"method":"exec","params":{"argv":["true"]}}"#
+        let over = try c.roundTrip(
+            "[" + (Array(repeating: status, count: RPCServerCodec.maxBatchMembers) + [exec]).joined(separator: ",") + "]")
+        #expect(over.errorCode == RPCErrorCode.invalidRequest && over["id"] == .null, "\(over)")
+        #expect(over["error"]?["message"]?.stringValue?.contains("at most \(RPCServerCodec.maxBatchMembers) members") == true)
+        let history = try c.call(RPCMethod.executionsList, params: [:])
+        #expect(history["executions"]?.arrayValue?.isEmpty == true, "\(history)")
+        #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
     @Test func twoHundredConcurrentConnections() async throws {
         let daemon = try TestDaemon()
         defer { daemon.stop() }
