@@ -105,7 +105,7 @@ struct CgroupV1: CgroupBackend {
             if hasTCPKmem { try Posix.writeFile(memory + "/memory.kmem.tcp.limit_in_bytes", value) }
         }
         if let pids = directory(cgroup, "pids"), limits.pids != previous?.pids {
-            try Posix.writeFile(pids + "/pids.max", String(max(1, limits.pids)))
+            try Posix.writeFile(pids + "/pids.max", String(Self.pidsMax(limits.pids)))
         }
         if let cpu = directory(cgroup, "cpu"), limits.cpuMillicores != previous?.cpuMillicores,
             limits.cpuMillicores > 0 || previous != nil

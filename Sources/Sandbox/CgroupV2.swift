@@ -105,7 +105,7 @@ struct CgroupV2: CgroupBackend {
             try Posix.writeFile(dir + "/memory.max", String(limits.memoryBytes))
         }
         if usableControllers.contains("pids"), limits.pids != previous?.pids {
-            try Posix.writeFile(dir + "/pids.max", String(max(1, limits.pids)))
+            try Posix.writeFile(dir + "/pids.max", String(Self.pidsMax(limits.pids)))
         }
         if usableControllers.contains("cpu"), limits.cpuMillicores != previous?.cpuMillicores,
             limits.cpuMillicores > 0 || previous != nil

@@ -44,6 +44,12 @@ protocol CgroupBackend: Sendable {
     func releaseParent()
 }
 
+extension CgroupBackend {
+    /// `pids.max` for a `pids` limit: the command's processes and threads, plus the sandbox's init, which the
+    /// caller does not see (with `pids: 1` counting init, the command could not even start).
+    static func pidsMax(_ pids: Int) -> Int { max(1, pids) + 1 }
+}
+
 /// Used when no cgroup filesystem is usable (and limits are not required).
 struct NoCgroups: CgroupBackend {
     var layout: CgroupLayout

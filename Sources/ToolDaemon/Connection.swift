@@ -130,9 +130,14 @@ final class Connection: Sendable {
         if payload.count > limit {
             // Clients read frames up to the same maximum: say so instead of sending what they would refuse.
             logger.warning("answer larger than the maximum frame size replaced by an error", metadata: ["toold.bytes": "\(payload.count)"])
-            let id = (try? JSONCoding.parse(payload))?["id"] ?? .null
-            let error = RPCError.internalError(
-                "the answer (\(payload.count) bytes) exceeds the maximum frame size of \(limit) bytes; lower output_bytes")
+            let answer = try? JSONCoding.parse(payload)
+            let id = answer?["id"] ?? .null
+            var error = RPCError.internalError(
+                answer?.arrayValue != nil
+                    ? "the batch's answers (\(payload.count) bytes) exceed the maximum frame size of \(limit) bytes; send fewer requests per batch"
+                    : "the answer (\(payload.count) bytes) exceeds the maximum frame size of \(limit) bytes; lower output_bytes")
+            // The work was done and recorded: its id lets the caller find it in the history.
+            if let executionID = answer?["result"]?["execution_id"]?.stringValue { error = error.with(executionID: executionID) }
             sendPayload(JSONCoding.serialize(RPCResponse(id: id, outcome: .failure(error)).json))
             return
         }

@@ -621,6 +621,19 @@ extension ExecResult {
         #expect(waitUntil(2) { HostProcess.matching(token).isEmpty })
     }
 
+    /// `pids` counts the command's processes, not the sandbox's init: `pids: 1` (the documented minimum) runs
+    /// the command and refuses its first fork (it was `failed_to_start` with no violation: init took the one).
+    @Test func pidsCountsTheCommandsProcessesOnly() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        let alone = try daemon.exec(ExecParams(argv: ["true"], limits: ExecLimits(pids: 1)))
+        #expect(alone.status == .exited && alone.exitCode == 0, "\(alone.summary)")
+        let forking = try daemon.exec(ExecParams(argv: ["sh", "-c", "/bin/true && echo forked"], limits: ExecLimits(pids: 1)))
+        #expect(!forking.stdout.contains("forked") && forking.violations.contains("pids"), "\(forking.summary)")
+        let two = try daemon.exec(ExecParams(argv: ["sh", "-c", "/bin/true && echo forked"], limits: ExecLimits(pids: 2)))
+        #expect(two.stdout == "forked\n" && two.violations.isEmpty, "\(two.summary)")
+    }
+
     @Test func memoryBombIsReportedAsOOM() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }

@@ -172,6 +172,24 @@ import ToolProtocol
         #expect(try c.call(RPCMethod.daemonStatus)["version"] != nil)
     }
 
+    /// An answer larger than a frame (output near `output_bytes`, or escaped control characters: a NUL byte is
+    /// six in JSON) is replaced by -32603 naming the maximum; the execution ran and is in the history, and
+    /// the error's `data.execution_id` says where.
+    @Test func anAnswerLargerThanAFrameNamesItsExecution() throws {
+        let daemon = try TestDaemon(["--max-frame-bytes", "65536"])
+        defer { daemon.stop() }
+        let c = try daemon.client()
+        defer { c.close() }
+        let answer = try c.roundTrip(
+            #"{"jsonrpc":"2.0","id":7,"method":"exec","params":{"argv":["head","-c","20000","/dev/zero"],"limits":{"output_bytes":100000}}}"#)
+        #expect(answer.errorCode == RPCErrorCode.internalError && answer["id"] == 7, "\(answer)")
+        #expect(answer["error"]?["message"]?.stringValue?.contains("maximum frame size of 65536 bytes") == true, "\(answer)")
+        let executionID = try #require(answer["error"]?["data"]?["execution_id"], "\(answer)")
+        // (executions.get would meet the same bound: the stored output is the same NULs.)
+        let row = try c.call(RPCMethod.executionsList, params: ["limit": 1])["executions"]?.arrayValue?.first
+        #expect(row?["execution_id"] == executionID && row?["status"] == "exited", "\(row ?? .null)")
+    }
+
     @Test func twoHundredConcurrentConnections() async throws {
         let daemon = try TestDaemon()
         defer { daemon.stop() }
