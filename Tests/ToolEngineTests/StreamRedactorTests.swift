@@ -310,6 +310,25 @@ final class ManualClock: @unchecked Sendable {
         #expect(DefaultPolicy.patternsWithOpens.count == 4)
     }
 
+    /// The password rule takes `name=value` pairs for the labels it knows, but not the shell's working
+    /// directory variable (`PWD=/workspace` in every `env` listing); the rule it replaced flags at load.
+    @Test func theShellsWorkingDirectoryIsNotAPassword() throws {
+        for (text, redacted) in [
+            ("PWD=/workspace\n", false), ("OLDPWD=/tmp\n", false), ("PWD=hunter2\n", true), ("pwd=/hunter2\n", true),
+            ("PWD = /hunter2\n", true), ("password=/hunter2\n", true), ("export PWD=/workspace TOKEN=abc123\n", true),
+        ] {
+            let (out, matched) = StreamRedactorTests.shipped.redact(text)
+            #expect(matched.isEmpty != redacted, "\(text) -> \(out)")
+            if text.hasPrefix("export") { #expect(out == "export PWD=/workspace [REDACTED:password]\n", "\(out)") }
+        }
+        let old = #"(?i)\b(?:password|passwd|pwd|secret|api_key|apikey|token)\s*[=:]\s*[^\s"',;]+"#
+        let policy = JSONValue.object(["principals": .object(["*": .object(["redact": .array([
+            .object(["name": "password", "pattern": .string(old)]),
+        ])])])])
+        let document = try PolicyDocument(json: JSONCoding.serialize(policy), source: "test")
+        #expect(document.warnings.contains { $0.contains("PWD=/") && $0.contains("since replaced") }, "\(document.warnings)")
+    }
+
     /// The early look after a label costs no more than the throttle allows when the lines after it keep it
     /// open: whitespace the rules' `\s` takes (no-break spaces, in text and as Latin-1 bytes), a chain of
     /// matches across lines that ends in a new label each time, a label after an open PEM header. Each

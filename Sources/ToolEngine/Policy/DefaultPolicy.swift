@@ -19,7 +19,7 @@ public enum DefaultPolicy {
         {"name": "aws_access_key", "pattern": "\\b(?:AKIA|ASIA)[0-9A-Z]{16}\\b"},
         {"name": "aws_secret_key", "pattern": "(?i)\\baws_secret_access_key\\s*[=:]\\s*[A-Za-z0-9/+=]{40}",
          "opens": "(?i)\\baws_secret_access_key(?=\\s*(?:[=:]\\s*)?\\z)"},
-        {"name": "password", "pattern": "(?i)\\b(?:password|passwd|pwd|secret|api_key|apikey|token)\\s*[=:]\\s*[^\\s\"',;]+",
+        {"name": "password", "pattern": "(?i)\\b(?:password|passwd|pwd|secret|api_key|apikey|token)\\s*[=:]\\s*(?!(?<=(?-i:\\bPWD=))/)[^\\s\"',;]+",
          "opens": "(?i)\\b(?:password|passwd|pwd|secret|api_key|apikey|token)(?=\\s*(?:[=:]\\s*)?\\z)"}
       ]
     },
@@ -71,5 +71,7 @@ public enum DefaultPolicy {
             "it misses a key removed in a unified diff (------END) and can overflow the regex engine's stack on a long key",
         #"-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----(?:(?!-----BEGIN )[\s\S])*?-----END [A-Z0-9 ]*PRIVATE KEY-----"#:
             "it misses PGP PRIVATE KEY BLOCKs",
+        #"(?i)\b(?:password|passwd|pwd|secret|api_key|apikey|token)\s*[=:]\s*[^\s"',;]+"#:
+            "it takes the shell's PWD=/… (the working directory, in every `env` listing) for a password",
     ]
 }
