@@ -16,11 +16,15 @@ final class Connection: Sendable {
     let logger: Logger
     private let identity: EventLoopPromise<CallerIdentity>
     private let state = Mutex(State())
+    /// Bytes handed to the channel and not yet written to the socket: what the client has left unread.
+    private let unread = Atomic<Int>(0)
 
     private struct State {
         var tasks: [UInt64: Task<Void, Never>] = [:]
         var nextTask: UInt64 = 0
         var closed = false
+        /// Closed for leaving its answers unread (said once).
+        var unreadClosed = false
     }
 
     init(id: UInt64, channel: any Channel, server: Server) {
@@ -141,9 +145,32 @@ final class Connection: Sendable {
             sendPayload(JSONCoding.serialize(RPCResponse(id: id, outcome: .failure(error)).json))
             return
         }
-        let buffer = channel.allocator.buffer(bytes: Framing.encode(payload))
-        channel.writeAndFlush(buffer, promise: nil)
+        let framed = Framing.encode(payload)
+        // A client that does not read its answers (or a stream's output) would make the daemon hold them all:
+        // past the bound it is disconnected, which cancels what it started.
+        let waiting = unread.add(framed.count, ordering: .relaxed).newValue
+        let bound = Self.unreadBound(maxFrameBytes: limit)
+        if waiting > bound {
+            unread.subtract(framed.count, ordering: .relaxed)
+            if state.withLock({ s in
+                defer { s.unreadClosed = true }
+                return !s.unreadClosed
+            }) {
+                logger.notice(
+                    "closing a connection that leaves its answers unread",
+                    metadata: ["toold.unread_bytes": "\(waiting - framed.count)", "toold.bound_bytes": "\(bound)"])
+                channel.close(promise: nil)
+            }
+            return
+        }
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [self] _ in unread.subtract(framed.count, ordering: .relaxed) }
+        channel.writeAndFlush(channel.allocator.buffer(bytes: framed), promise: written)
     }
+
+    /// How many answer bytes a client may leave unread before it is disconnected: four frames of the largest
+    /// size (64 MiB at the default), so one answer of any size always fits.
+    static func unreadBound(maxFrameBytes: Int) -> Int { 4 * (maxFrameBytes + 4) }
 
     /// Sends an error and closes the connection once it is written.
     func fail(_ error: RPCError) {

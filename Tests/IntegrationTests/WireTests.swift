@@ -190,6 +190,34 @@ import ToolProtocol
         #expect(row?["execution_id"] == executionID && row?["status"] == "exited", "\(row ?? .null)")
     }
 
+    /// A client that streams an execution and never reads made the daemon hold all of its output (a `yes`
+    /// flood: +344 MB in 20 s). Past four frames' worth of unread answers it is disconnected, which cancels
+    /// the execution; other clients are served meanwhile.
+    @Test func aClientThatLeavesItsAnswersUnreadIsDisconnected() throws {
+        let daemon = try TestDaemon(["--max-frame-bytes", "262144"])  // unread bound: about 1 MiB
+        defer { daemon.stop() }
+        let idle = try daemon.client()
+        defer { idle.close() }
+        var params = ExecParams(argv: ["sh", "-c", "head -c 30000000 /dev/zero | tr '\\0' y"], timeoutMs: 60_000,
+                                limits: ExecLimits(outputBytes: 32 << 20))
+        params.stream = true
+        _ = try idle.send(RPCMethod.exec, params: JSONCoding.toJSON(params))
+        let other = try daemon.client()
+        defer { other.close() }
+        var row: JSONValue = .null
+        waitUntil(20, interval: 100_000) {
+            row = (try? other.call(RPCMethod.executionsList, params: ["limit": 1]))?["executions"]?.arrayValue?.first ?? .null
+            return row["status"] != nil && row["status"] != "running"
+        }
+        guard row["status"] == "cancelled" else {
+            Issue.record("the execution was not cancelled: \(row)")
+            return  // the connection is still open: reading it to its end would wait forever
+        }
+        // What the socket held is there to read, then the end: the daemon closed it.
+        #expect(throws: ClientError.self) { while true { _ = try idle.readFrame() } }
+        #expect(try other.call(RPCMethod.daemonStatus)["version"] != nil)
+    }
+
     @Test func twoHundredConcurrentConnections() async throws {
         let daemon = try TestDaemon()
         defer { daemon.stop() }
