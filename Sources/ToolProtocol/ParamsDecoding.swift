@@ -49,10 +49,56 @@ public enum ParamsDecoding {
         do {
             return try JSONCoding.fromJSON(T.self, value)
         } catch let error as DecodingError {
+            // The decoder reports a number that does not fit its field (a fraction, a negative for an unsigned
+            // field, beyond 64 bits) as "not valid JSON" at the root; the number itself says where.
+            if case .dataCorrupted(let context) = error, context.codingPath.isEmpty, let misfit = numberMisfit(in: value) {
+                throw .invalidParams([misfit])
+            }
             throw .invalidParams([paramError(error)])
         } catch {
             throw .invalidParams(path: "", "\(error)")
         }
+    }
+
+    /// The first number in params (keys in order; free-form `arguments` skipped) that no integer field takes:
+    /// a fraction, a negative (signed fields take those and range-check them), or one beyond 64 bits.
+    static func numberMisfit(in value: JSONValue, path: String = "") -> ParamError? {
+        switch value {
+        case .int(let n) where n < 0:
+            return ParamError(path: path, message: "must not be negative, got \(n)")
+        case .double(let d):
+            return ParamError(
+                path: path,
+                message: d.rounded() == d ? "is out of range: at most \(Int64.max)" : "must be an integer, got \(d)")
+        case .array(let items):
+            for (i, item) in items.enumerated() {
+                if let misfit = numberMisfit(in: item, path: path + "/\(i)") { return misfit }
+            }
+            return nil
+        case .object(let members):
+            for key in members.keys.sorted() where !(path.isEmpty && key == "arguments") {
+                if let misfit = numberMisfit(in: members[key]!, path: path + "/" + escape(key)) { return misfit }
+            }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// The values of the wire's closed string sets, by Swift type name, for errors that list them.
+    static let enumValues: [String: [String]] = [
+        "ToolMode": ToolMode.allCases.map(\.rawValue), "ToolCategory": ToolCategory.allCases.map(\.rawValue),
+        "ToolRisk": ToolRisk.allCases.map(\.rawValue), "ExecStatus": ExecStatus.allCases.map(\.rawValue),
+        "ExecutionStatus": ExecutionStatus.allCases.map(\.rawValue), "ExecutionMethod": ExecutionMethod.allCases.map(\.rawValue),
+    ]
+
+    /// "Cannot initialize ToolMode from invalid String value root" (the decoder's words) as the values it takes.
+    static func enumMessage(_ description: String) -> String? {
+        let prefix = "Cannot initialize ", middle = " from invalid String value "
+        guard description.hasPrefix(prefix), let split = description.firstRange(of: middle) else { return nil }
+        let type = String(description[description.index(description.startIndex, offsetBy: prefix.count)..<split.lowerBound])
+        guard let values = enumValues[type] else { return nil }
+        return "must be one of \(values.joined(separator: ", ")); got \"\(description[split.upperBound...])\""
     }
 
     /// The `{path, message}` entry for a decoding failure (params, manifests).
@@ -65,7 +111,7 @@ public enum ParamsDecoding {
         case .valueNotFound(let type, let context):
             return ParamError(path: pointer(context.codingPath), message: "must be \(jsonTypeName(type)), not null")
         case .dataCorrupted(let context):
-            return ParamError(path: pointer(context.codingPath), message: context.debugDescription)
+            return ParamError(path: pointer(context.codingPath), message: enumMessage(context.debugDescription) ?? context.debugDescription)
         @unknown default:
             return ParamError(path: "", message: "\(error)")
         }

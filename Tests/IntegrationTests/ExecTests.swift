@@ -713,6 +713,28 @@ extension ExecResult {
         #expect(viaToolc.stderr == "toolc: failed to start: execve: No such file or directory\n", "\(viaToolc.stderr)")
     }
 
+    /// Numbers no field takes (a fraction, a negative for a size, beyond 64 bits) and values outside a closed
+    /// set are refused with the field's path and what it takes — they were "The given data was not valid
+    /// JSON." at path "".
+    @Test func misfitValuesAreRefusedWithTheirPath() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        let cases: [(JSONValue, String, String)] = [
+            (["argv": ["true"], "limits": ["memory_bytes": -1]], "/limits/memory_bytes", "must not be negative"),
+            (["argv": ["true"], "limits": ["pids": 1.5]], "/limits/pids", "must be an integer, got 1.5"),
+            (["argv": ["true"], "timeout_ms": 1.5], "/timeout_ms", "must be an integer"),
+            (["argv": ["true"], "limits": ["file_bytes": 1e30]], "/limits/file_bytes", "out of range"),
+            (["argv": ["true"], "mode": "root"], "/mode", "must be one of sandbox, read_only, network, trusted; got \"root\""),
+        ]
+        for (params, path, message) in cases {
+            let answer = try daemon.rawExec(params)
+            #expect(answer.errorCode == RPCErrorCode.invalidParams, "\(JSONCoding.serializeString(answer))")
+            let errors = answer["error"]?["data"]?["errors"]?.arrayValue ?? []
+            #expect(errors.count == 1 && errors.first?["path"]?.stringValue == path
+                    && errors.first?["message"]?.stringValue?.contains(message) == true, "\(JSONCoding.serializeString(answer))")
+        }
+    }
+
     @Test func limitsAboveTheMaximumAreRefused() throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
