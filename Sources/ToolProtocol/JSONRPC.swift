@@ -225,6 +225,13 @@ public enum RPCServerCodec {
         var id: JSONValue? = nil
         if let raw = o["id"] {
             switch raw {
+            case .double(let d) where d.rounded() == d && !(d > Double(Int64.min) && d < Double(Int64.max)):
+                // An integer the parser could not hold in 64 bits (Int64.min itself parses as an integer; the
+                // bounds are ±2^63 as doubles): it would come back as 1.8446744073709552e+19, not the id sent.
+                return .invalid(
+                    RPCResponse(
+                        id: .null,
+                        outcome: .failure(.invalidRequest("a number \"id\" must fit a 64-bit signed integer; use a string"))))
             case .string, .int, .double, .null: id = raw
             default:
                 return .invalid(RPCResponse(id: .null, outcome: .failure(.invalidRequest("\"id\" must be a string, number or null"))))

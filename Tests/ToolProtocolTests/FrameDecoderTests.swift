@@ -117,6 +117,23 @@ import ToolProtocol
         #expect(r3.id == .null)
     }
 
+    /// A number id comes back exactly as sent: beyond 64-bit integers it would come back in another form
+    /// (1.8446744073709552e+19), so it is refused; a fraction and the 64-bit extremes are echoed.
+    @Test func numberIdsAreEchoedExactlyOrRefused() throws {
+        for big in ["18446744073709551616", "9223372036854775808", "-9223372036854775809", "1e30"] {
+            guard case .single(.invalid(let r)) = try decode(#"{"jsonrpc":"2.0","id":\#(big),"method":"x"}"#),
+                case .failure(let e) = r.outcome
+            else {
+                Issue.record("expected \(big) to be refused")
+                continue
+            }
+            #expect(r.id == .null && e.code == RPCErrorCode.invalidRequest && e.message.contains("64-bit"), "\(big): \(e.message)")
+        }
+        for (text, id) in [("9223372036854775807", JSONValue.int(.max)), ("-9223372036854775808", .int(.min)), ("1.5", .double(1.5))] {
+            #expect(try decode(#"{"jsonrpc":"2.0","id":\#(text),"method":"x"}"#) == .single(.request(RPCRequest(id: id, method: "x"))))
+        }
+    }
+
     @Test func batchWithMixedMembersKeepsEachMembersFate() throws {
         let text = #"""
             [{"jsonrpc":"2.0","id":1,"method":"daemon.status"},
