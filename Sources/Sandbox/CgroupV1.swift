@@ -98,10 +98,9 @@ struct CgroupV1: CgroupBackend {
                 if hasMemsw && previous == nil { try Posix.writeFile(memory + "/memory.memsw.limit_in_bytes", value) }
             }
             // Socket buffers are kernel memory outside memory.limit_in_bytes on v1: unless this is set, a
-            // sandbox queues TCP data on loopback up to the host's tcp_mem (gigabytes), whatever its limit.
-            // With it, its TCP buffers are held to the same amount (their own counter, beside the memory
-            // limit). UDP buffers are not charged on v1 at all (docs/SECURITY.md, known gaps); v2 charges
-            // every socket buffer to memory.max.
+            // sandbox queues data on loopback sockets up to the host's tcp_mem/udp_mem (gigabytes), whatever
+            // its limit. Once set, the cgroup's sockets — TCP and UDP alike — are charged to this counter
+            // and held to the same amount (beside the memory limit); v2 charges them to memory.max.
             if hasTCPKmem { try Posix.writeFile(memory + "/memory.kmem.tcp.limit_in_bytes", value) }
         }
         if let pids = directory(cgroup, "pids"), limits.pids != previous?.pids {

@@ -514,6 +514,27 @@ def p_tcp_buffers(cap_mb):
     out("INFO tcp_queued_mb %d" % (total >> 20))
     out("INFO connections %d" % (len(keep) // 2))
 
+def p_udp_buffers():
+    # 400 bound sockets never read, each sent datagrams up to its receive buffer; what they hold in all, in MB,
+    # from the namespace's own /proc/net/udp (rx_queue: the bytes charged to each socket).
+    rs = []
+    for i in range(400):
+        r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
+        r.bind(("127.0.0.1", 0))
+        rs.append(r)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.setblocking(False)
+    chunk = b"x" * 60000
+    for r in rs:
+        for j in range(8):
+            try:
+                s.sendto(chunk, r.getsockname())
+            except OSError:
+                break
+    total = sum(int(line.split()[4].split(":")[1], 16) for line in open("/proc/net/udp").readlines()[1:])
+    out("INFO udp_held_mb %d" % (total >> 20))
+
 # Every other call docs/SECURITY.md lists as denied, with arguments that are harmless (or invalid) should the
 # call ever get through: without the filter most answer 0, EBADF, EFAULT, EINVAL or ENOSYS, never EPERM.
 DENYLIST = [
@@ -1115,6 +1136,23 @@ func procStatus(_ text: String) -> [String: String] {
         #expect(run.lines.last == "DONE", "\(run)")
         let queued = try #require(run.info("tcp_queued_mb").first.flatMap { Int($0) }, "\(run)")
         #expect(queued < 2 * limitMB, "queued \(queued) MB in TCP buffers with a \(limitMB) MiB limit: \(run)")
+    }
+
+    /// Attack: the same with datagrams: 400 unread UDP sockets, each filled to its receive buffer (170 MB in
+    /// all before the defence, whatever the limit). Defence: the same limit — on v1, once
+    /// memory.kmem.tcp.limit_in_bytes is set, every socket's buffers are charged to that counter.
+    @Test func udpBuffersAreHeldToTheMemoryLimit() throws {
+        let daemon = try startDaemon()
+        defer { daemon.stop() }
+        let limitMB = 32
+        let r = try daemon.exec(
+            ExecParams(argv: ["python3", "-c", Probes.script, "udp_buffers"], timeoutMs: 30_000,
+                       limits: ExecLimits(memoryBytes: UInt64(limitMB) << 20)))
+        let run = ProbeRun(result: r, lines: r.stdout.split(separator: "\n").map(String.init))
+        if r.status == .oom { return }
+        #expect(run.lines.last == "DONE", "\(run)")
+        let held = try #require(run.info("udp_held_mb").first.flatMap { Int($0) }, "\(run)")
+        #expect(held < 2 * limitMB, "\(held) MB in UDP buffers with a \(limitMB) MiB limit: \(run)")
     }
 
     /// Attack: exhaust descriptors, write huge files, dump core (leaking memory to a file). Defence: hard
