@@ -134,9 +134,13 @@ public final class ToolClient {
             }
             let message = try readMessage()
             if let response = RPCResponse(json: message) {
-                // An error without an id answers no request: the daemon refused the connection (too many)
-                // or could not read what was sent — the end of this connection, so it ends the wait.
-                if response.id == .null, case .failure(let error) = response.outcome { throw .rpc(error) }
+                // An error without an id answers no request: the daemon refused the connection (too many) or
+                // could not read what was sent — the end of this connection, so it ends the wait.
+                if response.id == .null, case .failure(let error) = response.outcome,
+                    [RPCErrorCode.overloaded, RPCErrorCode.invalidRequest, RPCErrorCode.parseError].contains(error.code)
+                {
+                    throw .rpc(error)
+                }
                 pending[response.id] = response
             } else if case .object(let o) = message, let method = o["method"]?.stringValue, o["id"] == nil {
                 onNotification?(RPCRequest(id: nil, method: method, params: o["params"]))

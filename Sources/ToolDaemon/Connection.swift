@@ -18,6 +18,8 @@ final class Connection: Sendable {
     private let state = Mutex(State())
     /// Bytes handed to the channel and not yet written to the socket: what the client has left unread.
     private let unread = Atomic<Int>(0)
+    /// When a write last drained, or the client last had nothing unread (monotonic ns).
+    private let progressNs = Atomic<UInt64>(0)
 
     private struct State {
         var tasks: [UInt64: Task<Void, Never>] = [:]
@@ -133,8 +135,15 @@ final class Connection: Sendable {
         let limit = server.configuration.maxFrameBytes
         if payload.count > limit {
             // Clients read frames up to the same maximum: say so instead of sending what they would refuse.
-            logger.warning("answer larger than the maximum frame size replaced by an error", metadata: ["toold.bytes": "\(payload.count)"])
             let answer = try? JSONCoding.parse(payload)
+            if answer?["method"] != nil {
+                // A notification (a stream's chunk: up to 64 KiB, six times that as escaped control characters)
+                // answers no request: an error in its place would end the client's wait for something else.
+                // The result still carries the whole output.
+                logger.warning("notification larger than the maximum frame size not sent", metadata: ["toold.bytes": "\(payload.count)"])
+                return
+            }
+            logger.warning("answer larger than the maximum frame size replaced by an error", metadata: ["toold.bytes": "\(payload.count)"])
             let id = answer?["id"] ?? .null
             var error = RPCError.internalError(
                 answer?.arrayValue != nil
@@ -147,10 +156,13 @@ final class Connection: Sendable {
         }
         let framed = Framing.encode(payload)
         // A client that does not read its answers (or a stream's output) would make the daemon hold them all:
-        // past the bound it is disconnected, which cancels what it started.
-        let waiting = unread.add(framed.count, ordering: .relaxed).newValue
+        // past the bound, and when nothing has drained for a second, it is disconnected, which cancels what it
+        // started. A client that reads, however slowly or whatever the burst, keeps its connection.
+        let (before, waiting) = unread.add(framed.count, ordering: .relaxed)
+        let now = DispatchTime.now().uptimeNanoseconds
+        if before == 0 { progressNs.store(now, ordering: .relaxed) }
         let bound = Self.unreadBound(maxFrameBytes: limit)
-        if waiting > bound {
+        if waiting > bound && now &- progressNs.load(ordering: .relaxed) > Self.unreadStallNs {
             unread.subtract(framed.count, ordering: .relaxed)
             if state.withLock({ s in
                 defer { s.unreadClosed = true }
@@ -164,13 +176,18 @@ final class Connection: Sendable {
             return
         }
         let written = channel.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { [self] _ in unread.subtract(framed.count, ordering: .relaxed) }
+        written.futureResult.whenComplete { [self] _ in
+            unread.subtract(framed.count, ordering: .relaxed)
+            progressNs.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
+        }
         channel.writeAndFlush(channel.allocator.buffer(bytes: framed), promise: written)
     }
 
-    /// How many answer bytes a client may leave unread before it is disconnected: four frames of the largest
-    /// size (64 MiB at the default), so one answer of any size always fits.
+    /// How many answer bytes a client may leave unread before it may be disconnected: four frames of the
+    /// largest size (64 MiB at the default), so one answer of any size always fits.
     static func unreadBound(maxFrameBytes: Int) -> Int { 4 * (maxFrameBytes + 4) }
+    /// How long nothing may drain, past the bound, before the client counts as not reading.
+    static let unreadStallNs: UInt64 = 1_000_000_000
 
     /// Sends an error and closes the connection once it is written.
     func fail(_ error: RPCError) {

@@ -69,6 +69,17 @@ extension RequestContext {
     /// The largest arguments (serialized JSON) a refused call's record keeps.
     static let refusedArgumentsBytes = 64 << 10
 
+    /// About the size of `value` as JSON text (strings and keys unescaped), without writing it: this runs on
+    /// the cooperative pool for every refusal, and arguments can be megabytes.
+    static func textSize(_ value: JSONValue) -> Int {
+        switch value {
+        case .null, .bool, .int, .double: return 8
+        case .string(let s): return s.utf8.count + 2
+        case .array(let items): return items.reduce(2) { $0 + textSize($1) + 1 }
+        case .object(let members): return members.reduce(2) { $0 + $1.key.utf8.count + 4 + textSize($1.value) }
+        }
+    }
+
     /// Runs an execution method; a refusal (an error answer) goes to the history, the audit and the
     /// journal, under the execution id the call had if it had one (at most
     /// `ExecutionRecorder.refusalsPerSecond` per uid after a burst; see there).
@@ -82,10 +93,10 @@ extension RequestContext {
             let id = error.data?["execution_id"]?.stringValue ?? ExecutionService.newExecutionID()
             let redactor = executions.policy.effective(for: PolicySubject(caller)).redactor
             // Nothing ran and the caller chose the size: past a bound, the record says how big they were.
-            let size = JSONCoding.serialize(arguments).count
+            let size = Self.textSize(arguments)
             let kept: JSONValue =
                 size > Self.refusedArgumentsBytes
-                ? .string("\(size) bytes of arguments, not kept: a refused call keeps at most \(Self.refusedArgumentsBytes)")
+                ? .string("about \(size) bytes of arguments, not kept: a refused call keeps at most \(Self.refusedArgumentsBytes)")
                 : await redactor.redactOffloading(arguments)
             let start = ExecutionStart(
                 executionID: id, requestID: requestID, method: method, tool: tool, caller: caller, startedAt: .now(),

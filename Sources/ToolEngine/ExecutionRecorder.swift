@@ -82,23 +82,7 @@ public final class ExecutionRecorder: Sendable {
             return
         default: return  // internal errors, records unavailable, shutting down: nothing to add
         }
-        let now = clock()
-        let (admitted, dropped) = refusalBudgets.withLock { budgets in
-            budgets[start.caller.uid, default: RefusalBudget(now: now)].take(now: now)
-        }
-        guard admitted else {
-            if dropped == 1 {
-                logger.notice(
-                    "refused calls of this user are not recorded for now: more than \(Self.refusalsPerSecond) per second",
-                    metadata: ["toold.uid": "\(start.caller.uid)", "toold.event": "refusals_not_recorded"])
-            }
-            return
-        }
-        if dropped > 0 {
-            logger.notice(
-                "refused calls not recorded: more than \(Self.refusalsPerSecond) per second",
-                metadata: ["toold.uid": "\(start.caller.uid)", "toold.count": "\(dropped)", "toold.event": "refusals_not_recorded"])
-        }
+        // The journal gets every refusal (journald bounds its own rate); the history at most the budget.
         logger.notice(
             "call refused",
             metadata: [
@@ -107,6 +91,23 @@ public final class ExecutionRecorder: Sendable {
                 "toold.method": "\(start.method.rawValue)",
             ])
         guard let store else { return }
+        let now = clock()
+        let (admitted, dropped) = refusalBudgets.withLock { budgets in
+            budgets[start.caller.uid, default: RefusalBudget(now: now)].take(now: now)
+        }
+        guard admitted else {
+            if dropped == 1 {
+                logger.notice(
+                    "refused calls of this user are not written to the history for now: more than \(Self.refusalsPerSecond) per second",
+                    metadata: ["toold.uid": "\(start.caller.uid)", "toold.event": "refusals_not_recorded"])
+            }
+            return
+        }
+        if dropped > 0 {
+            logger.notice(
+                "refused calls not written to the history: more than \(Self.refusalsPerSecond) per second",
+                metadata: ["toold.uid": "\(start.caller.uid)", "toold.count": "\(dropped)", "toold.event": "refusals_not_recorded"])
+        }
         flushBacklog()
         bestEffort("refused call", start.executionID) { () throws(RecordError) in
             try store.recordRefused(RefusedCall(start: start, status: status, error: RecordedError(code: error.code, message: error.message)))

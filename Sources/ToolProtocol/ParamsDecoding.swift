@@ -60,24 +60,31 @@ public enum ParamsDecoding {
         }
     }
 
-    /// The first number in params (keys in order; free-form `arguments` skipped) that no integer field takes:
-    /// a fraction, a negative (signed fields take those and range-check them), or one beyond 64 bits.
-    static func numberMisfit(in value: JSONValue, path: String = "") -> ParamError? {
+    /// The number in params (keys in order; free-form `arguments` skipped) no integer field takes: first a
+    /// fraction or one beyond 64 bits, else a negative (which only the unsigned size fields refuse this way; the
+    /// signed ones decode and are range-checked). Integral doubles within 2^53 (`500.0`, `1e6`) decode fine.
+    static func numberMisfit(in value: JSONValue) -> ParamError? {
+        misfit(in: value, path: "", negatives: false) ?? misfit(in: value, path: "", negatives: true)
+    }
+
+    private static func misfit(in value: JSONValue, path: String, negatives: Bool) -> ParamError? {
         switch value {
-        case .int(let n) where n < 0:
+        case .int(let n) where negatives && n < 0:
             return ParamError(path: path, message: "must not be negative, got \(n)")
-        case .double(let d):
+        case .double(let d) where !negatives && !(d.rounded() == d && abs(d) < 9_007_199_254_740_992):
             return ParamError(
                 path: path,
                 message: d.rounded() == d ? "is out of range: at most \(Int64.max)" : "must be an integer, got \(d)")
+        case .double(let d) where negatives && d < 0:
+            return ParamError(path: path, message: "must not be negative, got \(d)")
         case .array(let items):
             for (i, item) in items.enumerated() {
-                if let misfit = numberMisfit(in: item, path: path + "/\(i)") { return misfit }
+                if let found = misfit(in: item, path: path + "/\(i)", negatives: negatives) { return found }
             }
             return nil
         case .object(let members):
             for key in members.keys.sorted() where !(path.isEmpty && key == "arguments") {
-                if let misfit = numberMisfit(in: members[key]!, path: path + "/" + escape(key)) { return misfit }
+                if let found = misfit(in: members[key]!, path: path + "/" + escape(key), negatives: negatives) { return found }
             }
             return nil
         default:

@@ -1125,34 +1125,33 @@ func procStatus(_ text: String) -> [String: String] {
     /// TCP). Defence: on v1, memory.kmem.tcp.limit_in_bytes set to the memory limit; v2 charges socket
     /// buffers to memory.max (there the probe may be killed as `oom` instead).
     @Test func tcpBuffersAreHeldToTheMemoryLimit() throws {
-        let daemon = try startDaemon()
-        defer { daemon.stop() }
-        let limitMB = 64
-        let r = try daemon.exec(
-            ExecParams(argv: ["python3", "-c", Probes.script, "tcp_buffers", "\(4 * limitMB)"], timeoutMs: 30_000,
-                       limits: ExecLimits(memoryBytes: UInt64(limitMB) << 20)))
-        let run = ProbeRun(result: r, lines: r.stdout.split(separator: "\n").map(String.init))
-        if r.status == .oom { return }  // charged to the memory limit itself (v2)
-        #expect(run.lines.last == "DONE", "\(run)")
-        let queued = try #require(run.info("tcp_queued_mb").first.flatMap { Int($0) }, "\(run)")
-        #expect(queued < 2 * limitMB, "queued \(queued) MB in TCP buffers with a \(limitMB) MiB limit: \(run)")
+        try expectSocketBuffersHeld(probe: ["tcp_buffers", "\(4 * 64)"], info: "tcp_queued_mb", limitMB: 64)
     }
 
     /// Attack: the same with datagrams: 400 unread UDP sockets, each filled to its receive buffer (170 MB in
     /// all before the defence, whatever the limit). Defence: the same limit — on v1, once
     /// memory.kmem.tcp.limit_in_bytes is set, every socket's buffers are charged to that counter.
     @Test func udpBuffersAreHeldToTheMemoryLimit() throws {
+        try expectSocketBuffersHeld(probe: ["udp_buffers"], info: "udp_held_mb", limitMB: 32)
+    }
+
+    /// Runs a socket-buffer probe under `limitMB` and expects what it reports under `info` below twice the
+    /// limit (v1 counts socket buffers beside the memory limit) — or the probe killed as `oom` (v2 counts
+    /// them within it).
+    private func expectSocketBuffersHeld(
+        probe: [String], info: String, limitMB: Int, sourceLocation: SourceLocation = #_sourceLocation
+    ) throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
-        let limitMB = 32
         let r = try daemon.exec(
-            ExecParams(argv: ["python3", "-c", Probes.script, "udp_buffers"], timeoutMs: 30_000,
+            ExecParams(argv: ["python3", "-c", Probes.script] + probe, timeoutMs: 30_000,
                        limits: ExecLimits(memoryBytes: UInt64(limitMB) << 20)))
         let run = ProbeRun(result: r, lines: r.stdout.split(separator: "\n").map(String.init))
         if r.status == .oom { return }
-        #expect(run.lines.last == "DONE", "\(run)")
-        let held = try #require(run.info("udp_held_mb").first.flatMap { Int($0) }, "\(run)")
-        #expect(held < 2 * limitMB, "\(held) MB in UDP buffers with a \(limitMB) MiB limit: \(run)")
+        #expect(run.lines.last == "DONE", "\(run)", sourceLocation: sourceLocation)
+        let held = try #require(run.info(info).first.flatMap { Int($0) }, "\(run)", sourceLocation: sourceLocation)
+        #expect(held < 2 * limitMB, "\(held) MB held in socket buffers with a \(limitMB) MiB limit: \(run)",
+                sourceLocation: sourceLocation)
     }
 
     /// Attack: exhaust descriptors, write huge files, dump core (leaking memory to a file). Defence: hard

@@ -725,6 +725,9 @@ extension ExecResult {
             (["argv": ["true"], "timeout_ms": 1.5], "/timeout_ms", "must be an integer"),
             (["argv": ["true"], "limits": ["file_bytes": 1e30]], "/limits/file_bytes", "out of range"),
             (["argv": ["true"], "mode": "root"], "/mode", "must be one of sandbox, read_only, network, trusted; got \"root\""),
+            // The culprit, not the first number: 500.0 is an integer, -1 a signed field's value (range-checked).
+            (["argv": ["true"], "limits": ["cpu_millicores": 500.0, "pids": 1.5]], "/limits/pids", "must be an integer"),
+            (["argv": ["true"], "limits": ["cpu_millicores": -1, "memory_bytes": 1.5]], "/limits/memory_bytes", "must be an integer"),
         ]
         for (params, path, message) in cases {
             let answer = try daemon.rawExec(params)

@@ -188,6 +188,13 @@ import ToolProtocol
         // (executions.get would meet the same bound: the stored output is the same NULs.)
         let row = try c.call(RPCMethod.executionsList, params: ["limit": 1])["executions"]?.arrayValue?.first
         #expect(row?["execution_id"] == executionID && row?["status"] == "exited", "\(row ?? .null)")
+        // Streamed, a chunk too large for a frame is not sent, and nothing takes its place: the next message
+        // with an id is the call's own answer.
+        try c.sendFrame(Array(
+            #"{"jsonrpc":"2.0","id":8,"method":"exec","params":{"argv":["head","-c","20000","/dev/zero"],"stream":true,"limits":{"output_bytes":100000}}}"#.utf8))
+        var reply = try c.readMessage()
+        while reply["method"] != nil { reply = try c.readMessage() }
+        #expect(reply["id"] == 8 && reply["error"]?["data"]?["execution_id"] != nil, "\(reply)")
     }
 
     /// A client that streams an execution and never reads made the daemon hold all of its output (a `yes`
@@ -216,6 +223,18 @@ import ToolProtocol
         // What the socket held is there to read, then the end: the daemon closed it.
         #expect(throws: ClientError.self) { while true { _ = try idle.readFrame() } }
         #expect(try other.call(RPCMethod.daemonStatus)["version"] != nil)
+        // A client that reads all along is never cut off, though far more than the bound goes through.
+        let reader = try daemon.client()
+        defer { reader.close() }
+        params.argv = ["sh", "-c", "head -c 8000000 /dev/zero | tr '\\0' y"]
+        let request = try reader.send(RPCMethod.exec, params: JSONCoding.toJSON(params))
+        var streamed = 0
+        var answer = try reader.readMessage()
+        while answer["id"] != request {
+            streamed += answer["params"]?["data"]?.stringValue?.utf8.count ?? 0
+            answer = try reader.readMessage()
+        }
+        #expect(streamed == 8_000_000, "streamed \(streamed) bytes, then \(answer["error"] ?? .null)")
     }
 
     @Test func twoHundredConcurrentConnections() async throws {
