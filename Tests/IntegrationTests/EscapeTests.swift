@@ -514,27 +514,6 @@ def p_tcp_buffers(cap_mb):
     out("INFO tcp_queued_mb %d" % (total >> 20))
     out("INFO connections %d" % (len(keep) // 2))
 
-def p_udp_buffers():
-    # 400 bound sockets never read, each sent datagrams up to its receive buffer; what they hold in all, in MB,
-    # from the namespace's own /proc/net/udp (rx_queue: the bytes charged to each socket).
-    rs = []
-    for i in range(400):
-        r = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        r.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 24)
-        r.bind(("127.0.0.1", 0))
-        rs.append(r)
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    s.setblocking(False)
-    chunk = b"x" * 60000
-    for r in rs:
-        for j in range(8):
-            try:
-                s.sendto(chunk, r.getsockname())
-            except OSError:
-                break
-    total = sum(int(line.split()[4].split(":")[1], 16) for line in open("/proc/net/udp").readlines()[1:])
-    out("INFO udp_held_mb %d" % (total >> 20))
-
 # Every other call docs/SECURITY.md lists as denied, with arguments that are harmless (or invalid) should the
 # call ever get through: without the filter most answer 0, EBADF, EFAULT, EINVAL or ENOSYS, never EPERM.
 DENYLIST = [
@@ -1125,26 +1104,28 @@ func procStatus(_ text: String) -> [String: String] {
     /// TCP). Defence: on v1, memory.kmem.tcp.limit_in_bytes set to the memory limit; v2 charges socket
     /// buffers to memory.max (there the probe may be killed as `oom` instead).
     @Test func tcpBuffersAreHeldToTheMemoryLimit() throws {
-        try expectSocketBuffersHeld(probe: ["tcp_buffers", "\(4 * 64)"], info: "tcp_queued_mb", limitMB: 64)
+        try expectSocketBuffersHeld(argv: ["python3", "-c", Probes.script, "tcp_buffers", "\(4 * 64)"], info: "tcp_queued_mb", limitMB: 64)
     }
 
     /// Attack: the same with datagrams: 400 unread UDP sockets, each filled to its receive buffer (170 MB in
     /// all before the defence, whatever the limit). Defence: the same limit — on v1, once
     /// memory.kmem.tcp.limit_in_bytes is set, every socket's buffers are charged to that counter.
     @Test func udpBuffersAreHeldToTheMemoryLimit() throws {
-        try expectSocketBuffersHeld(probe: ["udp_buffers"], info: "udp_held_mb", limitMB: 32)
+        // The probe is a file of its own: the cgroup v2 VM stage runs it too (scripts/vm-checks.sh).
+        let probe = try String(contentsOf: Binaries.repoRoot.appendingPathComponent("scripts/probes/udp-buffers.py"), encoding: .utf8)
+        try expectSocketBuffersHeld(argv: ["python3", "-c", probe], info: "udp_held_mb", limitMB: 32)
     }
 
     /// Runs a socket-buffer probe under `limitMB` and expects what it reports under `info` below twice the
     /// limit (v1 counts socket buffers beside the memory limit) — or the probe killed as `oom` (v2 counts
     /// them within it).
     private func expectSocketBuffersHeld(
-        probe: [String], info: String, limitMB: Int, sourceLocation: SourceLocation = #_sourceLocation
+        argv: [String], info: String, limitMB: Int, sourceLocation: SourceLocation = #_sourceLocation
     ) throws {
         let daemon = try startDaemon()
         defer { daemon.stop() }
         let r = try daemon.exec(
-            ExecParams(argv: ["python3", "-c", Probes.script] + probe, timeoutMs: 30_000,
+            ExecParams(argv: argv, timeoutMs: 30_000,
                        limits: ExecLimits(memoryBytes: UInt64(limitMB) << 20)))
         let run = ProbeRun(result: r, lines: r.stdout.split(separator: "\n").map(String.init))
         if r.status == .oom { return }
