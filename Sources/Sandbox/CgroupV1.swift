@@ -12,7 +12,8 @@ struct CgroupV1: CgroupBackend {
     private let parents: [String: String]
     let usableControllers: [String]
     private let hasMemsw: Bool
-    /// v1 charges socket buffers to a memory cgroup only for TCP, and only once this limit is set.
+    /// v1 charges socket buffers to a memory cgroup only once this limit is set (then every socket's, TCP and
+    /// UDP, to this counter).
     private let hasTCPKmem: Bool
 
     init(
