@@ -120,6 +120,9 @@ struct CgroupV1: CgroupBackend {
         parents[controller].map { $0 + "/" + cgroup.name }
     }
 
+    /// v1 never charges past memory.limit_in_bytes; socket buffers have their own counter, which refuses too.
+    func memoryOverLimitCharge(_ cgroup: SandboxCgroup) -> UInt64? { nil }
+
     func stats(_ cgroup: SandboxCgroup) -> CgroupStats {
         var stats = CgroupStats()
         if let dir = directory(cgroup, "cpuacct"), let ns = CgroupFiles.number(dir + "/cpuacct.usage") {

@@ -32,6 +32,9 @@ protocol CgroupBackend: Sendable {
     /// differs (a prepared sandbox's cgroup, set up with the default limits, before its command starts).
     func update(_ cgroup: SandboxCgroup, from old: SandboxLimits, to new: SandboxLimits) throws(SyscallError)
     func stats(_ cgroup: SandboxCgroup) -> CgroupStats
+    /// The memory charged to the cgroup now, where the kernel can charge past the limit (v2: memory.current;
+    /// nil elsewhere).
+    func memoryOverLimitCharge(_ cgroup: SandboxCgroup) -> UInt64?
     /// SIGKILLs every process in the cgroup, until it is empty (bounded).
     func killAll(_ cgroup: SandboxCgroup)
     /// Removes the cgroup (retrying while the last processes exit).
@@ -59,6 +62,7 @@ struct NoCgroups: CgroupBackend {
     }
     func update(_ cgroup: SandboxCgroup, from old: SandboxLimits, to new: SandboxLimits) throws(SyscallError) {}
     func stats(_ cgroup: SandboxCgroup) -> CgroupStats { CgroupStats() }
+    func memoryOverLimitCharge(_ cgroup: SandboxCgroup) -> UInt64? { nil }
     func killAll(_ cgroup: SandboxCgroup) {}
     func remove(_ cgroup: SandboxCgroup) throws(SyscallError) {}
     func removeLeftovers() -> Int { 0 }

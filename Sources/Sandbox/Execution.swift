@@ -9,8 +9,15 @@ import CSandbox
 import Logging
 
 final class Execution {
+    /// How often the memory charge is looked at where the kernel can charge past the limit (v2).
+    static let memoryLookMs: Int64 = 250
+    /// How far past its memory limit a sandbox's charge may go before it is killed: an eighth of the limit, at
+    /// least 4 MiB (the kernel's forced charges overshoot a little in ordinary use).
+    static func memorySlack(_ limit: UInt64) -> UInt64 { max(4 << 20, limit / 8) }
+
     enum KillReason {
-        case timeout, cancelled, outputLimit
+        /// memory: charged past the memory limit by more than the slack (v2's forced charges).
+        case timeout, cancelled, outputLimit, memory
     }
 
     private let core: RuntimeCore
@@ -192,7 +199,7 @@ final class Execution {
             if scratchFull != 0 { violations.append("tmp_bytes") }
             if killReason == .outputLimit {
                 outcome.status = .outputLimit
-            } else if oom && !(exited && outcome.exitCode == 0) {
+            } else if killReason == .memory || (oom && !(exited && outcome.exitCode == 0)) {
                 outcome.status = .oom
             } else {
                 outcome.status = exited ? .exited : .signaled
@@ -202,6 +209,7 @@ final class Execution {
             case .timeout: outcome.status = .timeout
             case .cancelled: outcome.status = .cancelled
             case .outputLimit: outcome.status = .outputLimit
+            case .memory: outcome.status = .oom
             }
         } else if oom {
             outcome.status = .oom
@@ -508,6 +516,11 @@ final class Execution {
             stdinFD = -1
         }
         if cancel.isFired { killSandbox(.cancelled) }
+        // Where the kernel can charge past the memory limit (v2), the charge is looked at four times a second
+        // and the sandbox killed, as `oom`, once it is past the limit by more than the slack.
+        let memoryCeiling = spec.limits.memoryBytes &+ Self.memorySlack(spec.limits.memoryBytes)
+        var nextMemoryLook: Int64? = pendingCgroup.flatMap { core.cgroups.memoryOverLimitCharge($0) } != nil
+            ? Posix.monotonicMs() + Self.memoryLookMs : nil
 
         while true {
             let streamsOpen = streams.contains { $0.fd >= 0 }
@@ -528,6 +541,19 @@ final class Execution {
                 wait = drainDeadline - now
             } else if killReason == nil {
                 wait = max(0, deadline - now)
+                if let look = nextMemoryLook {
+                    if now >= look, let cgroup = pendingCgroup {
+                        if let charged = core.cgroups.memoryOverLimitCharge(cgroup), charged > memoryCeiling {
+                            logger.notice(
+                                "sandbox killed: charged past its memory limit",
+                                metadata: ["toold.charged_bytes": "\(charged)", "toold.limit_bytes": "\(spec.limits.memoryBytes)"])
+                            killSandbox(.memory)
+                            continue
+                        }
+                        nextMemoryLook = now + Self.memoryLookMs
+                    }
+                    wait = min(wait, max(0, (nextMemoryLook ?? now) - now))
+                }
             }
             let n = poll(&fds, nfds_t(fds.count), Int32(clamping: wait))
             if n < 0 {

@@ -25,6 +25,7 @@ extension Dispatcher {
             },
             RPCMethod.toolsGet: { params, _ throws(RPCError) in
                 let params = try ParamsDecoding.decode(ToolNameParams.self, from: params)
+                try ToolName.require(params.name)
                 guard let tool = registry.tool(named: params.name) else { throw .notFound("no tool named \"\(params.name)\"") }
                 return tool.json
             },
@@ -51,6 +52,7 @@ extension Dispatcher {
             },
             RPCMethod.toolsCall: { params, context throws(RPCError) in
                 let params = try ParamsDecoding.decode(ToolCallParams.self, from: params)
+                try ToolName.require(params.name)
                 return try await context.recordingRefusal(
                     .toolsCall, tool: params.name, arguments: params.arguments ?? .object([:]), executions: tools.executions
                 ) { () throws(RPCError) in

@@ -83,13 +83,12 @@ public final class ExecutionRecorder: Sendable {
         default: return  // internal errors, records unavailable, shutting down: nothing to add
         }
         // The journal gets every refusal (journald bounds its own rate); the history at most the budget.
-        logger.notice(
-            "call refused",
-            metadata: [
-                "toold.execution_id": "\(start.executionID)", "toold.tool": "\(start.tool)", "toold.uid": "\(start.caller.uid)",
-                "toold.status": "\(status.rawValue)", "toold.rule": "\(error.data?["rule"]?.stringValue ?? "")",
-                "toold.method": "\(start.method.rawValue)",
-            ])
+        var fields: Logger.Metadata = [
+            "toold.execution_id": "\(start.executionID)", "toold.tool": "\(start.tool)", "toold.uid": "\(start.caller.uid)",
+            "toold.status": "\(status.rawValue)", "toold.method": "\(start.method.rawValue)",
+        ]
+        if let rule = error.data?["rule"]?.stringValue { fields["toold.rule"] = "\(rule)" }  // absent: not policy's refusal
+        logger.notice("call refused", metadata: fields)
         guard let store else { return }
         let now = clock()
         let (admitted, dropped) = refusalBudgets.withLock { budgets in

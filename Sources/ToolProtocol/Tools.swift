@@ -245,6 +245,28 @@ public struct ToolsListResult: Sendable, Equatable, Codable {
     }
 }
 
+/// What a tool name can be: a manifest's name (1–64 of `a-z 0-9 _ . -`, starting with a letter or digit), or its
+/// openai/anthropic spelling (`.` read as `_`), which uses the same characters.
+public enum ToolName {
+    public static let maxLength = 64
+
+    public static func isPossible(_ name: String) -> Bool {
+        let bytes = Array(name.utf8)
+        func allowed(_ b: UInt8) -> Bool { (0x61...0x7A).contains(b) || (0x30...0x39).contains(b) || b == 0x5F || b == 0x2E || b == 0x2D }
+        guard let first = bytes.first, bytes.count <= maxLength, first != 0x5F, first != 0x2E, first != 0x2D else { return false }
+        return bytes.allSatisfy(allowed)
+    }
+
+    /// Refuses a name no tool can have, without echoing it (a caller may send megabytes): such a call is not a
+    /// call of any tool, so it is neither looked up nor recorded.
+    public static func require(_ name: String, path: String = "/name") throws(RPCError) {
+        guard isPossible(name) else {
+            throw .invalidParams(
+                path: path, "no tool can have this name: names are 1–\(maxLength) characters of a-z, 0-9, '_', '.' and '-', starting with a letter or digit")
+        }
+    }
+}
+
 public struct ToolNameParams: Sendable, Equatable, Codable {
     public var name: String
     public init(name: String) { self.name = name }

@@ -97,6 +97,16 @@ import ToolProtocol
         #expect(missing["error"]?["message"]?.stringValue?.contains("path") == true)
         let unknown = try c.roundTrip(#"{"jsonrpc":"2.0","id":3,"method":"tools.call","params":{"name":"nope"}}"#)
         #expect(unknown.errorCode == RPCErrorCode.notFound)
+        // A name no tool can have (100 KB of it) is refused at /name without echoing it, and not recorded.
+        let junk = String(repeating: "X", count: 100_000)
+        for method in ["tools.call", "tools.get"] {
+            let answer = try c.roundTrip(#"{"jsonrpc":"2.0","id":3,"method":"\#(method)","params":{"name":"\#(junk)"}}"#)
+            #expect(answer.errorCode == RPCErrorCode.invalidParams, "\(method)")
+            #expect(answer["error"]?["data"]?["errors"]?.arrayValue?.first?["path"] == "/name", "\(method)")
+            #expect(JSONCoding.serialize(answer).count < 1_000, "\(method): the answer echoes the name")
+        }
+        let recorded = try c.call(RPCMethod.executionsList, params: ["limit": 1000])["executions"]?.arrayValue ?? []
+        #expect(!recorded.contains { $0["tool"]?.stringValue?.hasPrefix("XXX") == true })
         let typo = try c.roundTrip(#"{"jsonrpc":"2.0","id":4,"method":"tools.call","params":{"name":"strict","args":{}}}"#)
         #expect(typo["error"]?["data"]?["errors"]?.arrayValue?.first?["path"] == "/args")
         let overMax = try c.roundTrip(
