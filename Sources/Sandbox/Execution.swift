@@ -199,7 +199,9 @@ final class Execution {
             if scratchFull != 0 { violations.append("tmp_bytes") }
             if killReason == .outputLimit {
                 outcome.status = .outputLimit
-            } else if killReason == .memory || (oom && !(exited && outcome.exitCode == 0)) {
+            } else if (killReason == .memory || oom) && !(exited && outcome.exitCode == 0) {
+                // A command that had exited 0 when a kill for memory came (a background child still running)
+                // is reported as it ended, as with the kernel's OOM kill.
                 outcome.status = .oom
             } else {
                 outcome.status = exited ? .exited : .signaled
